@@ -1,0 +1,13 @@
+"""``python -m bench``: run every benchmark in turn (``make bench``). ``python -m bench NAME`` runs one."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+BENCHMARKS = ["startup"]
+
+if __name__ == "__main__":
+    for name in sys.argv[1:] or BENCHMARKS:
+        print(f"== bench/{name}.py")
+        importlib.import_module(f"bench.{name}").main()

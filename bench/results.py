@@ -1,0 +1,92 @@
+"""Shared helpers: percentiles, a server process to measure, and the RESULTS.md writer."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+import httpx
+
+RESULTS = Path(__file__).parent / "RESULTS.md"
+HEADER = (
+    "# Benchmark results\n\n"
+    "Written by `make bench` (each benchmark replaces its own section). Figures depend on the machine: the\n"
+    "targets are for the project's 2-core reference machine.\n"
+)
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def machine() -> str:
+    return f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def write_section(name: str, body: str) -> None:
+    """Replace (or append) the section of RESULTS.md that belongs to benchmark ``name``."""
+    text = RESULTS.read_text() if RESULTS.exists() else HEADER
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    section = f"<!-- {name} -->\n## {name}\n\n_{stamp}; {machine()}_\n\n{body.strip()}\n<!-- /{name} -->\n"
+    pattern = re.compile(rf"<!-- {re.escape(name)} -->.*?<!-- /{re.escape(name)} -->\n", re.S)
+    text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section
+    RESULTS.write_text(text)
+    print(f"wrote section {name!r} of {RESULTS}")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def casework_server(home: Path, *, database_url: str | None = None, port: int | None = None) -> Iterator[str]:
+    """Run ``casework serve`` as a user would; yield its URL once /readyz answers."""
+    port = port or free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CASEWORK_")}
+    env.update({"CASEWORK_HOME": str(home), "CASEWORK_PORT": str(port), "CASEWORK_LOG_LEVEL": "warning"})
+    if database_url:
+        env["CASEWORK_DATABASE_URL"] = database_url
+    process = subprocess.Popen(
+        [sys.executable, "-m", "casework", "serve"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url, process)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> float:
+    """Seconds until ``url``/readyz answers 200."""
+    started = time.perf_counter()
+    while time.perf_counter() - started < timeout:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return time.perf_counter() - started
+        except httpx.TransportError:
+            pass
+        time.sleep(0.005)
+    raise RuntimeError("server did not become ready")

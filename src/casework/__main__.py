@@ -1,0 +1,3 @@
+from casework.cli import app
+
+app()

@@ -1,0 +1,1 @@
+"""HTTP: parse, authorise, call one service, shape the reply."""

@@ -1,0 +1,148 @@
+"""Request dependencies: the unit of work (one transaction) and the caller's identity.
+
+Endpoints are ``async``; each runs its one service call, and the commit, in a single worker-thread hop through
+:class:`UnitOfWork`. One hop per request instead of one per sync dependency keeps latency low under load.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Annotated, Concatenate, ParamSpec, TypeVar
+
+from anyio import CapacityLimiter, to_thread
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from casework.db.engine import Database
+from casework.errors import Unauthenticated
+from casework.services.auth import Principal, authenticate, hash_secret
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+_READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class UnitOfWork:
+    """Runs one service function in one transaction, off the event loop: committed when it returns, rolled
+    back when it raises, and before the response is sent either way."""
+
+    def __init__(self, database: Database, *, write: bool, limiter: CapacityLimiter | None = None) -> None:
+        self.database = database
+        self.write = write
+        self.limiter = limiter
+        self._used = False
+
+    async def __call__(
+        self, function: Callable[Concatenate[Session, P], T], /, *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        if self._used:
+            raise RuntimeError(
+                "one request, one transaction: call one service function that does the whole job"
+            )
+        self._used = True
+        return await to_thread.run_sync(lambda: self._run(function, *args, **kwargs), limiter=self.limiter)
+
+    def _run(self, function: Callable[Concatenate[Session, P], T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        with self.database.transaction(write=self.write) as session:
+            return function(session, *args, **kwargs)
+
+
+def database_threads(request: Request) -> CapacityLimiter:
+    """The threads that run database work. Few on SQLite: its queries are short and CPU-bound, and more threads
+    only queue for the GIL (bench/startup.py measured 40 threads at half the throughput of 2). More on
+    PostgreSQL, whose queries mostly wait on the network with the GIL released."""
+    limiter: CapacityLimiter | None = getattr(request.app.state, "database_threads", None)
+    if limiter is None:
+        limiter = request.app.state.database_threads = CapacityLimiter(
+            request.app.state.database_thread_count
+        )
+    return limiter
+
+
+def get_database(request: Request) -> Database:
+    database: Database = request.app.state.database
+    return database
+
+
+async def unit_of_work(request: Request) -> UnitOfWork:
+    return UnitOfWork(
+        get_database(request), write=request.method not in _READ_METHODS, limiter=database_threads(request)
+    )
+
+
+Db = Annotated[UnitOfWork, Depends(unit_of_work)]
+
+
+class KeyCache:
+    """Recently authenticated keys, for ``ttl_seconds``: most requests then need no key lookup.
+
+    A revoked key stops working on this process at once (``forget``) and on other processes within the TTL.
+    """
+
+    def __init__(
+        self, ttl_seconds: float, *, max_entries: int = 10_000, clock: Callable[[], float] = time.monotonic
+    ):
+        self.ttl_seconds = ttl_seconds
+        self.max_entries = max_entries
+        self._clock = clock
+        self._entries: OrderedDict[str, tuple[float, Principal]] = OrderedDict()
+
+    def get(self, key_hash: str) -> Principal | None:
+        entry = self._entries.get(key_hash)
+        if entry is None:
+            return None
+        if entry[0] <= self._clock():
+            self._entries.pop(key_hash, None)
+            return None
+        return entry[1]
+
+    def put(self, key_hash: str, principal: Principal) -> None:
+        if self.ttl_seconds <= 0:
+            return
+        self._entries[key_hash] = (self._clock() + self.ttl_seconds, principal)
+        self._entries.move_to_end(key_hash)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+    def forget(self, key_id: str) -> None:
+        for key_hash in [h for h, (_, p) in self._entries.items() if p.key_id == key_id]:
+            self._entries.pop(key_hash, None)
+
+
+def api_key_from_request(request: Request) -> str | None:
+    key = request.headers.get("x-api-key")
+    if key:
+        return key.strip()
+    authorization = request.headers.get("authorization", "")
+    scheme, _, credentials = authorization.partition(" ")
+    if scheme.lower() == "bearer" and credentials.strip():
+        return credentials.strip()
+    return None
+
+
+def _lookup(database: Database, secret: str) -> Principal | None:
+    with database.transaction(write=False) as session:
+        return authenticate(session, secret=secret)
+
+
+async def current_principal(request: Request) -> Principal:
+    secret = api_key_from_request(request)
+    if secret is None:
+        raise Unauthenticated("Send an API key in the x-api-key header (or Authorization: Bearer <key>).")
+    cache: KeyCache = request.app.state.key_cache
+    key_hash = hash_secret(secret)
+    principal = cache.get(key_hash)
+    if principal is None:
+        principal = await to_thread.run_sync(
+            _lookup, get_database(request), secret, limiter=database_threads(request)
+        )
+        if principal is None:
+            raise Unauthenticated("This API key is not valid, or it was revoked.")
+        cache.put(key_hash, principal)
+    return principal
+
+
+Caller = Annotated[Principal, Depends(current_principal)]

@@ -1,0 +1,73 @@
+"""Workspaces (the caller's), projects and runs."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response, status
+
+from casework.api.deps import Caller, Db
+from casework.api.schemas import (
+    ProjectCreate,
+    ProjectList,
+    ProjectPublic,
+    RunCreate,
+    RunList,
+    RunPublic,
+    WorkspacePublic,
+)
+from casework.services import projects as project_service
+from casework.services.workspaces import get_workspace
+
+router = APIRouter(prefix="/api/v1", tags=["projects"])
+
+
+@router.get("/workspaces/current", response_model=WorkspacePublic, summary="The caller's workspace")
+async def current_workspace(db: Db, caller: Caller) -> WorkspacePublic:
+    return WorkspacePublic.model_validate(await db(get_workspace, workspace_id=caller.workspace_id))
+
+
+@router.post(
+    "/projects",
+    response_model=ProjectPublic,
+    summary="Get or create a project by name",
+    responses={201: {"description": "Created"}, 200: {"description": "It already existed"}},
+)
+async def create_project(body: ProjectCreate, db: Db, caller: Caller, response: Response) -> ProjectPublic:
+    caller.require_write()
+    project, created = await db(
+        project_service.get_or_create_project, workspace_id=caller.workspace_id, name=body.name
+    )
+    response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+    return ProjectPublic.model_validate(project)
+
+
+@router.get("/projects", response_model=ProjectList, summary="The workspace's projects")
+async def list_projects(db: Db, caller: Caller) -> ProjectList:
+    projects = await db(project_service.list_projects, workspace_id=caller.workspace_id)
+    return ProjectList(projects=[ProjectPublic.model_validate(p) for p in projects])
+
+
+@router.get("/projects/{project_id}", response_model=ProjectPublic, summary="One project")
+async def get_project(project_id: str, db: Db, caller: Caller) -> ProjectPublic:
+    project = await db(project_service.get_project, workspace_id=caller.workspace_id, project_id=project_id)
+    return ProjectPublic.model_validate(project)
+
+
+@router.post("/projects/{project_id}/runs", response_model=RunPublic, summary="Get or create a run by name")
+async def create_run(
+    project_id: str, body: RunCreate, db: Db, caller: Caller, response: Response
+) -> RunPublic:
+    caller.require_write()
+    run, created = await db(
+        project_service.get_or_create_run,
+        workspace_id=caller.workspace_id,
+        project_id=project_id,
+        name=body.name,
+    )
+    response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+    return RunPublic.model_validate(run)
+
+
+@router.get("/projects/{project_id}/runs", response_model=RunList, summary="A project's runs, newest first")
+async def list_runs(project_id: str, db: Db, caller: Caller) -> RunList:
+    runs = await db(project_service.list_runs, workspace_id=caller.workspace_id, project_id=project_id)
+    return RunList(runs=[RunPublic.model_validate(r) for r in runs])

@@ -1,0 +1,169 @@
+"""The ``casework`` command: run the server, manage the database and API keys, show the settings."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from casework.config import Settings, describe_settings
+from casework.db import migrate
+from casework.db.engine import Database
+from casework.errors import CaseworkError
+from casework.services import auth
+from casework.services.bootstrap import bootstrap
+from casework.services.workspaces import get_or_create_workspace
+
+app = typer.Typer(
+    help="Casework: human-in-the-loop LLM evaluation. Run `casework serve` to start.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys: create, list, revoke.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(keys_app, name="keys")
+
+out = Console()
+err = Console(stderr=True)
+
+
+def _open_database(settings: Settings) -> Database:
+    settings.home.mkdir(parents=True, exist_ok=True)
+    return Database.from_url(settings.effective_database_url, pool_size=settings.db_pool_size)
+
+
+def _write_secret_file(path: Path, secret: str) -> None:
+    # Created with mode 0600 from the first byte: the key is never readable by others, not even briefly.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secret + "\n")
+    os.chmod(path, 0o600)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on (default: CASEWORK_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on (default: CASEWORK_PORT).")] = None,
+) -> None:
+    """Apply migrations, create the first admin key on an empty database, and start the server and web UI."""
+    import uvicorn
+
+    from casework.api.app import create_app
+
+    overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    settings = Settings(**overrides)  # type: ignore[arg-type]
+    database = _open_database(settings)
+    migrate.upgrade(database)
+    with database.transaction() as session:
+        created = bootstrap(session)
+    if created is not None:
+        _write_secret_file(settings.admin_key_path, created.secret)
+        out.print(f"\n[bold]Casework is starting at {settings.base_url}[/bold]")
+        out.print("First start: created workspace 'default' and an admin API key (shown once):\n")
+        out.print(f"    {created.secret}\n", highlight=False)
+        out.print(f"It is saved in {settings.admin_key_path} (mode 0600).")
+        out.print(
+            f"Try: curl -H 'x-api-key: {created.secret}' {settings.base_url}/api/v1/projects\n",
+            highlight=False,
+            soft_wrap=True,  # one unbroken line, so it can be copied as a command
+        )
+    else:
+        out.print(f"\n[bold]Casework is starting at {settings.base_url}[/bold]")
+        out.print(
+            f"The first admin key was saved in {settings.admin_key_path} on first start; make another with "
+            "`casework keys create --workspace default --role admin --name <you>`.\n"
+        )
+    app_instance = create_app(settings, database=database)
+    uvicorn.run(app_instance, host=settings.host, port=settings.port, log_level=settings.log_level)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every migration not yet applied (safe to run from several machines at once on PostgreSQL)."""
+    settings = Settings()
+    database = _open_database(settings)
+    migrate.upgrade(database)
+    out.print(f"Database is at migration {migrate.current_revision(database)} (head).")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Print the database's migration and whether it is the newest this version knows."""
+    database = _open_database(Settings())
+    current, head = migrate.current_revision(database), migrate.head_revision()
+    state = "up to date" if current == head else f"behind: run `casework db upgrade` to reach {head}"
+    out.print(f"{current or 'empty'} ({state})")
+
+
+@keys_app.command("create")
+def keys_create(
+    workspace: Annotated[
+        str, typer.Option(help="Workspace name; created if it does not exist yet.")
+    ] = "default",
+    role: Annotated[
+        auth.Role, typer.Option(help="admin: everything; reviewer: read and review; viewer: read.")
+    ] = (auth.Role.reviewer),
+    name: Annotated[
+        str, typer.Option(help="Label: who or what holds this key, e.g. an e-mail address.")
+    ] = "cli",
+) -> None:
+    """Create an API key. The secret is printed once, as the last line of standard output."""
+    database = _open_database(Settings())
+    migrate.upgrade(database)
+    with database.transaction() as session:
+        ws, ws_created = get_or_create_workspace(session, name=workspace)
+        created = auth.create_key(session, workspace_id=ws.id, role=role, label=name)
+    if ws_created:
+        err.print(f"Created workspace {workspace!r}.")
+    err.print(f"Created {role.value} key {created.api_key.id} for {name!r} in workspace {workspace!r}:")
+    typer.echo(created.secret)
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """List API keys (never their secrets)."""
+    database = _open_database(Settings())
+    with database.transaction(write=False) as session:
+        rows = auth.list_keys(session)
+    table = Table("id", "workspace", "role", "label", "starts with", "created", "revoked")
+    for key, workspace_name in rows:
+        revoked = key.revoked_at.isoformat(timespec="seconds") if key.revoked_at else ""
+        table.add_row(
+            key.id,
+            workspace_name,
+            key.role,
+            key.label,
+            key.key_prefix + "…",
+            key.created_at.isoformat(timespec="seconds"),
+            revoked,
+        )
+    out.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="The key's id, as `casework keys list` shows it.")],
+) -> None:
+    """Revoke an API key: requests with it get 401 from then on."""
+    database = _open_database(Settings())
+    try:
+        with database.transaction() as session:
+            auth.revoke_key(session, key_id=key_id)
+    except CaseworkError as exc:
+        err.print(f"[red]{exc.message}[/red]")
+        raise typer.Exit(1) from exc
+    out.print(f"Revoked {key_id}.")
+
+
+@app.command("settings")
+def show_settings() -> None:
+    """Print the effective settings, where each came from, and what it does (secrets masked)."""
+    table = Table("variable", "value", "source", "what it does")
+    for row in describe_settings(Settings()):
+        table.add_row(*row)
+    out.print(table)

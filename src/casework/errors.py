@@ -1,0 +1,122 @@
+"""The domain error tree. Each error has an HTTP status and a stable ``code``; the API renders them as
+``{"error": {"code", "message", "details"}}`` and the SDK raises the matching class from that code.
+
+No web framework is imported here: services raise these, the API and the SDK both use them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class CaseworkError(Exception):
+    """Base of every error Casework reports to a caller."""
+
+    status_code: ClassVar[int] = 400
+    code: ClassVar[str] = "bad_request"
+
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"error": {"code": self.code, "message": self.message, "details": self.details}}
+
+
+class BadRequest(CaseworkError):
+    status_code = 400
+    code = "bad_request"
+
+
+class Unauthenticated(CaseworkError):
+    status_code = 401
+    code = "unauthenticated"
+
+
+class PermissionDenied(CaseworkError):
+    status_code = 403
+    code = "permission_denied"
+
+
+class NotFound(CaseworkError):
+    status_code = 404
+    code = "not_found"
+
+
+class WorkspaceNotFound(NotFound):
+    code = "workspace_not_found"
+
+
+class ProjectNotFound(NotFound):
+    code = "project_not_found"
+
+
+class RunNotFound(NotFound):
+    code = "run_not_found"
+
+
+class ApiKeyNotFound(NotFound):
+    code = "api_key_not_found"
+
+
+class MethodNotAllowed(CaseworkError):
+    status_code = 405
+    code = "method_not_allowed"
+
+
+class Conflict(CaseworkError):
+    status_code = 409
+    code = "conflict"
+
+
+class PayloadTooLarge(CaseworkError):
+    status_code = 413
+    code = "payload_too_large"
+
+
+class ValidationFailed(CaseworkError):
+    status_code = 422
+    code = "validation_error"
+
+
+class RateLimited(CaseworkError):
+    status_code = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int = 1, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message, details=details)
+        self.retry_after = retry_after
+
+
+class ServiceUnavailable(CaseworkError):
+    status_code = 503
+    code = "service_unavailable"
+
+    def __init__(self, message: str, *, retry_after: int = 1, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message, details=details)
+        self.retry_after = retry_after
+
+
+class InternalError(CaseworkError):
+    status_code = 500
+    code = "internal_error"
+
+
+def all_error_classes() -> list[type[CaseworkError]]:
+    """Every concrete error class, for the docs check and the SDK's code-to-class table."""
+    found: list[type[CaseworkError]] = []
+    pending: list[type[CaseworkError]] = [CaseworkError]
+    while pending:
+        cls = pending.pop()
+        found.append(cls)
+        pending.extend(cls.__subclasses__())
+    return found
+
+
+def error_class_for_code(code: str) -> type[CaseworkError]:
+    """The most specific class registered for ``code``; ``CaseworkError`` for codes this version does not know."""
+    for cls in all_error_classes():
+        if cls.code == code and cls is not CaseworkError:
+            return cls
+    return CaseworkError

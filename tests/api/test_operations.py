@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import httpx
+
+from tests.support import Tenant
+
+
+def test_health_and_readiness(anonymous: httpx.Client) -> None:
+    assert anonymous.get("/healthz").json() == {"status": "ok"}
+    ready = anonymous.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["status"] == "ready"
+
+
+def test_metrics_count_requests_per_route_template(anonymous: httpx.Client, admin: httpx.Client) -> None:
+    project = admin.post("/api/v1/projects", json={"name": "m"}).json()
+    admin.get(f"/api/v1/projects/{project['id']}")
+    text = anonymous.get("/metrics").text
+    assert (
+        'casework_http_requests_total{method="GET",route="/api/v1/projects/{project_id}",status="200"}'
+        in text
+    )
+    assert (
+        'casework_http_request_duration_seconds_bucket{le="0.01",method="POST",route="/api/v1/projects"}'
+        in text
+    )
+    assert project["id"] not in text
+
+
+def test_openapi_and_docs_are_served(anonymous: httpx.Client) -> None:
+    spec = anonymous.get("/openapi.json").json()
+    assert "/api/v1/projects" in spec["paths"]
+    assert anonymous.get("/docs").status_code == 200
+
+
+def test_unknown_route_and_method_use_the_error_shape(admin: httpx.Client) -> None:
+    missing = admin.get("/api/v1/nothing-here")
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "not_found"
+    wrong_method = admin.delete("/api/v1/projects")
+    assert wrong_method.status_code == 405
+    assert wrong_method.json()["error"]["code"] == "method_not_allowed"
+
+
+def test_malformed_json_is_422_and_writes_nothing(admin: httpx.Client, tenant: Tenant) -> None:
+    response = admin.post(
+        "/api/v1/projects", content=b'{"name": "half', headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["code"] == "validation_error"
+    assert error["details"]["errors"][0]["type"] == "json_invalid"
+    assert admin.get("/api/v1/projects").json() == {"projects": []}

@@ -1,0 +1,88 @@
+"""Fixtures. Every test that touches storage runs twice: on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from casework.api.app import create_app
+from casework.config import Settings
+from casework.db import migrate
+from casework.db.engine import Database
+from tests.support import LiveServer, Tenant, make_tenant, postgres_database, wipe
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(scope="session")
+def database_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'casework.db'}"
+    else:
+        with postgres_database() as url:
+            yield url
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    # Keys are checked on every request here, so tests that revoke a key see the effect at once.
+    return Settings(home=tmp_path_factory.mktemp("home"), database_url=database_url, auth_cache_seconds=0)
+
+
+@pytest.fixture(scope="session")
+def migrated_database(settings: Settings) -> Iterator[Database]:
+    database = Database.from_url(settings.effective_database_url, pool_size=5)
+    migrate.upgrade(database)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def database(migrated_database: Database) -> Iterator[Database]:
+    """The backend's migrated database, emptied after each test."""
+    yield migrated_database
+    wipe(migrated_database)
+
+
+@pytest.fixture(scope="session")
+def live_server(settings: Settings, migrated_database: Database) -> Iterator[LiveServer]:
+    with LiveServer(create_app(settings, database=migrated_database)) as server:
+        yield server
+
+
+@pytest.fixture
+def base_url(live_server: LiveServer, database: Database) -> str:
+    return live_server.base_url
+
+
+@pytest.fixture
+def tenant(database: Database, base_url: str) -> Tenant:
+    return make_tenant(database, base_url)
+
+
+@pytest.fixture
+def other_tenant(database: Database, base_url: str) -> Tenant:
+    return make_tenant(database, base_url)
+
+
+@pytest.fixture
+def admin(tenant: Tenant) -> Iterator[httpx.Client]:
+    with tenant.client("admin") as client:
+        yield client
+
+
+@pytest.fixture
+def anonymous(base_url: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=base_url, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture
+def repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent

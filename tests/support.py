@@ -1,0 +1,123 @@
+"""Test helpers: a real HTTP server for an app, PostgreSQL databases, and small factories."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from casework.db.engine import Database
+from casework.db.models import Base
+from casework.services import auth
+from casework.services.workspaces import get_or_create_workspace
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "CASEWORK_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class LiveServer:
+    """An ASGI app served by uvicorn on a free loopback port, in a background thread."""
+
+    def __init__(self, app: Any) -> None:
+        config = uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning", lifespan="on")
+        self.server = uvicorn.Server(config)
+        self.base_url = f"http://127.0.0.1:{config.port}"
+        self._thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("test server did not start")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self._thread.join(timeout=10)
+
+
+@contextmanager
+def postgres_database() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for this run, dropped afterwards. Yields its URL."""
+    admin_url = make_url(POSTGRES_ADMIN_URL)
+    name = f"casework_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:
+        admin.dispose()
+        pytest.fail(
+            f"PostgreSQL is not reachable at {admin_url.render_as_string(hide_password=True)} ({exc.__class__.__name__}). "
+            "The storage tests run on SQLite and PostgreSQL alike. Start a server with trust auth on 127.0.0.1:5432 "
+            "(Debian: `pg_ctlcluster 15 main start`), or point CASEWORK_TEST_POSTGRES_URL at one.",
+            pytrace=False,
+        )
+    try:
+        yield admin_url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def wipe(database: Database) -> None:
+    """Delete every row, keeping the schema: the next test starts from an empty, migrated database."""
+    with database.transaction() as session:
+        if database.dialect == "postgresql":
+            names = ", ".join(f'"{table.name}"' for table in Base.metadata.sorted_tables)
+            session.execute(text(f"TRUNCATE {names} CASCADE"))
+        else:
+            for table in reversed(Base.metadata.sorted_tables):
+                session.execute(table.delete())
+
+
+@dataclass
+class Tenant:
+    """A workspace with one key per role, and clients that send them."""
+
+    workspace_id: str
+    name: str
+    keys: dict[str, str]
+    base_url: str
+
+    def client(self, role: str = "admin", **kwargs: Any) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.base_url, headers={"x-api-key": self.keys[role]}, timeout=30, **kwargs
+        )
+
+
+def make_tenant(database: Database, base_url: str, name: str | None = None) -> Tenant:
+    name = name or f"ws-{uuid.uuid4().hex[:8]}"
+    with database.transaction() as session:
+        workspace, _ = get_or_create_workspace(session, name=name)
+        keys = {
+            role.value: auth.create_key(
+                session, workspace_id=workspace.id, role=role, label=f"{role.value}@{name}"
+            ).secret
+            for role in auth.Role
+        }
+        workspace_id = workspace.id
+    return Tenant(workspace_id=workspace_id, name=name, keys=keys, base_url=base_url)

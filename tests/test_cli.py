@@ -1,0 +1,142 @@
+"""The ``casework`` command, run as a user runs it: a real process, real environment variables."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+from casework.db.engine import Database
+from tests.support import free_port
+
+
+def casework(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "casework", *args], env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+@pytest.fixture
+def env(tmp_path: Path, database_url: str, database: Database) -> dict[str, str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("CASEWORK_")}
+    return {
+        **clean,
+        "CASEWORK_HOME": str(tmp_path / "home"),
+        "CASEWORK_DATABASE_URL": database_url,
+        "CASEWORK_PORT": str(free_port()),
+        "COLUMNS": "200",
+    }
+
+
+@contextmanager
+def serving(env: dict[str, str]) -> Iterator[tuple[str, list[str]]]:
+    """Start ``casework serve``; yield its URL and (once stopped) its output lines."""
+    url = f"http://127.0.0.1:{env['CASEWORK_PORT']}"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "casework", "serve"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    output: list[str] = []
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert process.poll() is None, process.stdout.read() if process.stdout else ""
+            assert time.monotonic() < deadline, "casework serve did not become ready in 30 s"
+            time.sleep(0.05)
+        yield url, output
+    finally:
+        process.terminate()
+        stdout, _ = process.communicate(timeout=20)
+        output.extend(stdout.splitlines())
+
+
+def test_first_start_prints_and_stores_the_admin_key_once(env: dict[str, str]) -> None:
+    key_file = Path(env["CASEWORK_HOME"]) / "admin-key"
+    with serving(env) as (url, output):
+        key = key_file.read_text().strip()
+        assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+        workspace = httpx.get(f"{url}/api/v1/workspaces/current", headers={"x-api-key": key}).json()
+        assert workspace["name"] == "default"
+    text = "\n".join(output)
+    assert key in text
+    assert url in text
+    assert str(key_file) in text
+
+    with serving(env) as (url, output):
+        assert httpx.get(f"{url}/api/v1/projects", headers={"x-api-key": key}).status_code == 200
+    text = "\n".join(output)
+    assert key not in text
+    assert "casework keys create" in text
+    assert key_file.read_text().strip() == key
+
+
+def test_keys_create_list_revoke(env: dict[str, str], base_url: str) -> None:
+    created = casework(
+        "keys", "create", "--workspace", "acme", "--role", "viewer", "--name", "ana@acme.test", env=env
+    )
+    assert created.returncode == 0, created.stderr
+    secret = created.stdout.strip().splitlines()[-1]
+    assert secret.startswith("cw_sk_")
+    headers = {"x-api-key": secret}
+    assert httpx.get(f"{base_url}/api/v1/workspaces/current", headers=headers).json()["name"] == "acme"
+    assert httpx.post(f"{base_url}/api/v1/projects", headers=headers, json={"name": "x"}).status_code == 403
+
+    listed = casework("keys", "list", env=env)
+    assert "ana@acme.test" in listed.stdout
+    assert secret not in listed.stdout
+    key_id = next(line.split()[1] for line in listed.stdout.splitlines() if "ana@acme.test" in line)
+    assert key_id.startswith("key_")
+
+    assert casework("keys", "revoke", key_id, env=env).returncode == 0
+    assert httpx.get(f"{base_url}/api/v1/projects", headers=headers).status_code == 401
+    missing = casework("keys", "revoke", "key_nope", env=env)
+    assert missing.returncode == 1
+    assert "key_nope" in missing.stderr
+
+
+def test_db_commands(env: dict[str, str]) -> None:
+    assert "head" in casework("db", "upgrade", env=env).stdout
+    assert "up to date" in casework("db", "current", env=env).stdout
+
+
+def test_settings_shows_sources_and_masks_secrets(env: dict[str, str]) -> None:
+    env = {**env, "CASEWORK_DATABASE_URL": "postgresql://casework:hunter2@db.internal:5432/casework"}
+    result = casework("settings", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "hunter2" not in result.stdout
+    assert "CASEWORK_DATABASE_URL" in result.stdout
+    assert "environment" in result.stdout
+    host_line = next(line for line in result.stdout.splitlines() if "CASEWORK_HOST" in line)
+    assert "127.0.0.1" in host_line
+    assert "default" in host_line
+
+
+def test_every_command_has_help(env: dict[str, str]) -> None:
+    for command in (
+        ["serve"],
+        ["db", "upgrade"],
+        ["db", "current"],
+        ["keys", "create"],
+        ["keys", "list"],
+        ["keys", "revoke"],
+        ["settings"],
+    ):
+        result = casework(*command, "--help", env=env)
+        assert result.returncode == 0
+        assert "Usage" in result.stdout
