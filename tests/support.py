@@ -121,3 +121,61 @@ def make_tenant(database: Database, base_url: str, name: str | None = None) -> T
         }
         workspace_id = workspace.id
     return Tenant(workspace_id=workspace_id, name=name, keys=keys, base_url=base_url)
+
+
+def table_counts(database: Database) -> dict[str, int]:
+    """Rows per table: 'nothing changed' is this dict before and after."""
+    with database.transaction(write=False) as session:
+        return {
+            table.name: session.execute(text(f'SELECT COUNT(*) FROM "{table.name}"')).scalar_one()
+            for table in Base.metadata.sorted_tables
+        }
+
+
+POLICY_OPTIONS = ["compliant", "non_compliant"]
+
+
+def enqueue(client: httpx.Client, project_id: str, **fields: Any) -> dict[str, Any]:
+    """Queue a review through the API, with tutorial-like defaults."""
+    body = {
+        "project_id": project_id,
+        "evaluator_type": "policy-adherence",
+        "query": "Can I get a higher credit limit? I've been a customer for 15 years.",
+        "response": "I appreciate your loyalty! I can certainly look into that for you.",
+        "options": POLICY_OPTIONS,
+        "confidence": 0.42,
+        **fields,
+    }
+    response = client.post("/api/v1/hitl/reviews", json=body)
+    assert response.status_code in (200, 201), response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+def make_project(client: httpx.Client, name: str = "hitl-demo") -> str:
+    project_id: str = client.post("/api/v1/projects", json={"name": name}).json()["id"]
+    return project_id
+
+
+def make_reviews(database: Database, tenant: Tenant, project_id: str, count: int, **fields: Any) -> list[str]:
+    """Queue ``count`` reviews in one transaction, through the service (fast, for volume tests)."""
+    from casework.services.auth import Principal, Role
+    from casework.services.reviews import enqueue_review
+
+    principal = Principal(
+        key_id="key_factory", workspace_id=tenant.workspace_id, role=Role.admin, label="factory"
+    )
+    ids = []
+    with database.transaction() as session:
+        for i in range(count):
+            review, _ = enqueue_review(
+                session,
+                principal=principal,
+                project_id=project_id,
+                evaluator_type=fields.get("evaluator_type", "e"),
+                query=f"query {i}",
+                response="response",
+                options=fields.get("options", ["a", "b"]),
+            )
+            ids.append(review.id)
+    return ids

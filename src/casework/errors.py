@@ -60,6 +60,14 @@ class ApiKeyNotFound(NotFound):
     code = "api_key_not_found"
 
 
+class ReviewNotFound(NotFound):
+    code = "review_not_found"
+
+
+class ControlNotFound(NotFound):
+    code = "control_not_found"
+
+
 class MethodNotAllowed(CaseworkError):
     status_code = 405
     code = "method_not_allowed"
@@ -70,6 +78,10 @@ class Conflict(CaseworkError):
     code = "conflict"
 
 
+class ReviewAlreadyResolved(Conflict):
+    code = "review_already_resolved"
+
+
 class PayloadTooLarge(CaseworkError):
     status_code = 413
     code = "payload_too_large"
@@ -78,6 +90,10 @@ class PayloadTooLarge(CaseworkError):
 class ValidationFailed(CaseworkError):
     status_code = 422
     code = "validation_error"
+
+
+class InvalidCursor(ValidationFailed):
+    code = "invalid_cursor"
 
 
 class RateLimited(CaseworkError):

@@ -13,7 +13,7 @@ from casework.api.deps import KeyCache
 from casework.api.errors import install_error_handlers
 from casework.api.metrics import Metrics, MetricsMiddleware
 from casework.api.routers import health
-from casework.api.routers.v1 import projects
+from casework.api.routers.v1 import controls, projects, reviews
 from casework.config import Settings
 from casework.db.engine import Database
 
@@ -46,6 +46,8 @@ def create_app(settings: Settings, *, database: Database | None = None) -> FastA
 
     app.include_router(health.router)
     app.include_router(projects.router)
+    app.include_router(reviews.router)
+    app.include_router(controls.router)
 
     @app.get("/", include_in_schema=False)
     def home() -> RedirectResponse:

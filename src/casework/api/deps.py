@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Annotated, Concatenate, ParamSpec, TypeVar
 
 from anyio import CapacityLimiter, to_thread
@@ -23,6 +23,7 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_END = object()
 
 
 class UnitOfWork:
@@ -38,12 +39,39 @@ class UnitOfWork:
     async def __call__(
         self, function: Callable[Concatenate[Session, P], T], /, *args: P.args, **kwargs: P.kwargs
     ) -> T:
+        self._claim()
+        return await to_thread.run_sync(lambda: self._run(function, *args, **kwargs), limiter=self.limiter)
+
+    async def stream(
+        self, function: Callable[Concatenate[Session, P], Iterator[T]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> AsyncIterator[T]:
+        """For a streamed reply: call ``function`` now (so its errors are ordinary error replies), then pull its
+        items one thread hop at a time, all in one read transaction that ends with the stream."""
+        self._claim()
+        session = self.database.session(write=False)
+        try:
+            items = await to_thread.run_sync(lambda: function(session, *args, **kwargs), limiter=self.limiter)
+        except BaseException:
+            await to_thread.run_sync(session.close, limiter=self.limiter)
+            raise
+        return self._pull(session, items)
+
+    async def _pull(self, session: Session, items: Iterator[T]) -> AsyncIterator[T]:
+        try:
+            while True:
+                item: T | object = await to_thread.run_sync(next, items, _END, limiter=self.limiter)
+                if item is _END:
+                    return
+                yield item  # type: ignore[misc]  # not _END, so a T
+        finally:
+            await to_thread.run_sync(session.close, limiter=self.limiter)
+
+    def _claim(self) -> None:
         if self._used:
             raise RuntimeError(
                 "one request, one transaction: call one service function that does the whole job"
             )
         self._used = True
-        return await to_thread.run_sync(lambda: self._run(function, *args, **kwargs), limiter=self.limiter)
 
     def _run(self, function: Callable[Concatenate[Session, P], T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         with self.database.transaction(write=self.write) as session:

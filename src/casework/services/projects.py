@@ -34,6 +34,11 @@ def get_project(session: Session, *, workspace_id: str, project_id: str) -> Proj
     return project
 
 
+def project_in_workspace(session: Session, *, workspace_id: str, project_id: str) -> bool:
+    project = session.get(Project, project_id)
+    return project is not None and project.workspace_id == workspace_id
+
+
 def list_projects(session: Session, *, workspace_id: str) -> list[Project]:
     return list(
         session.execute(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response, status
 
 from casework.api.deps import Caller, Db
-from casework.api.schemas import (
+from casework.api.schemas.projects import (
     ProjectCreate,
     ProjectList,
     ProjectPublic,

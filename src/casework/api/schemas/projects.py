@@ -1,21 +1,12 @@
-"""Request and reply bodies (``XCreate`` in, ``XPublic`` out)."""
+"""Workspaces, projects and runs."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class Public(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+from casework.api.schemas.common import Name, Public, Strict
 
 
 class WorkspacePublic(Public):

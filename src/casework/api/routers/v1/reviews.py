@@ -1,0 +1,194 @@
+"""The HITL review queue, as the tutorial calls it: list, get, feedback, bulk feedback, export."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi.responses import StreamingResponse
+from pydantic import ValidationError
+from sqlalchemy.orm import Session
+
+from casework.api.deps import Caller, Db
+from casework.api.export import ENCODERS, Encoder, encode
+from casework.api.schemas.reviews import (
+    MAX_BULK_ITEMS,
+    BulkFeedbackItem,
+    BulkFeedbackRequest,
+    BulkFeedbackResult,
+    BulkItemResult,
+    ExportFormat,
+    FeedbackAccepted,
+    FeedbackCreate,
+    ItemError,
+    ReviewCreate,
+    ReviewList,
+    ReviewPublic,
+    ReviewStatus,
+)
+from casework.db.types import utcnow
+from casework.errors import PayloadTooLarge
+from casework.services import reviews as review_service
+from casework.services.auth import Principal
+from casework.services.reviews import Feedback, ReviewFilters, review_record
+
+router = APIRouter(prefix="/api/v1/hitl/reviews", tags=["reviews"])
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    """Times without a zone are read as UTC."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
+
+
+def _filters(
+    project_id: Annotated[str, Query(description="The project whose reviews to list.")],
+    status: Annotated[ReviewStatus, Query(description="pending, resolved or all.")] = "pending",
+    evaluator_type: Annotated[str | None, Query()] = None,
+    tag: Annotated[str | None, Query(description="Reviews resolved with this tag.")] = None,
+    created_after: Annotated[
+        datetime | None, Query(description="ISO 8601; UTC when no zone is given.")
+    ] = None,
+    created_before: Annotated[datetime | None, Query()] = None,
+) -> ReviewFilters:
+    return ReviewFilters(
+        project_id=project_id,
+        status=status,
+        evaluator_type=evaluator_type,
+        tag=tag,
+        created_after=_utc(created_after),
+        created_before=_utc(created_before),
+    )
+
+
+def _public(review: Any, now: datetime | None = None) -> ReviewPublic:
+    return ReviewPublic.model_validate(review_record(review, now=now))
+
+
+@router.post("", response_model=ReviewPublic, status_code=201, summary="Queue a review by hand")
+async def create_review(body: ReviewCreate, db: Db, caller: Caller, response: Response) -> ReviewPublic:
+    review, created = await db(review_service.enqueue_review, principal=caller, **body.model_dump())
+    response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+    return _public(review)
+
+
+Filters = Annotated[ReviewFilters, Depends(_filters)]
+
+
+@router.get("", response_model=ReviewList, summary="List reviews: highest priority first, then oldest first")
+async def list_reviews(
+    db: Db,
+    caller: Caller,
+    filters: Filters,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(description="next_cursor from the previous page.")] = None,
+) -> ReviewList:
+    page = await db(
+        review_service.list_reviews, principal=caller, filters=filters, limit=limit, cursor=cursor
+    )
+    now = utcnow()
+    return ReviewList(reviews=[_public(review, now) for review in page.reviews], next_cursor=page.next_cursor)
+
+
+@router.get("/export", summary="Export reviews as JSON, JSON Lines or CSV, streamed")
+async def export_reviews(
+    db: Db,
+    caller: Caller,
+    filters: Filters,
+    format: Annotated[ExportFormat, Query(description='json ({"reviews": [...]}), jsonl or csv.')] = "json",
+) -> StreamingResponse:
+    encoder = ENCODERS[format]("reviews")
+    chunks = await db.stream(_export_bytes, principal=caller, filters=filters, encoder=encoder)
+    filename = f"reviews-{filters.project_id}-{filters.status}-{utcnow():%Y%m%dT%H%M%SZ}.{encoder.extension}"
+    return StreamingResponse(
+        chunks,
+        media_type=encoder.media_type,
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+def _export_bytes(
+    session: Session, *, principal: Principal, filters: ReviewFilters, encoder: Encoder
+) -> Iterator[bytes]:
+    return encode(review_service.export_reviews(session, principal=principal, filters=filters), encoder)
+
+
+@router.post(
+    "/bulk-feedback", response_model=BulkFeedbackResult, summary="Submit feedback on many reviews at once"
+)
+async def bulk_feedback(body: BulkFeedbackRequest, db: Db, caller: Caller) -> BulkFeedbackResult:
+    caller.require_write()
+    if len(body.feedback) > MAX_BULK_ITEMS:
+        raise PayloadTooLarge(
+            f"At most {MAX_BULK_ITEMS} items per request; this one has {len(body.feedback)}. Split it.",
+            details={"limit": MAX_BULK_ITEMS, "items": len(body.feedback)},
+        )
+    results: list[BulkItemResult | None] = [None] * len(body.feedback)
+    valid: list[tuple[int, BulkFeedbackItem]] = []
+    for index, raw in enumerate(body.feedback):
+        try:
+            valid.append((index, BulkFeedbackItem.model_validate(raw)))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"]) or "item"
+            review_id = raw.get("review_id") if isinstance(raw, dict) else None
+            results[index] = BulkItemResult(
+                review_id=review_id if isinstance(review_id, str) else None,
+                status="rejected",
+                error=ItemError(
+                    code="validation_error", message=f"{where}: {first['msg']}", details={"index": index}
+                ),
+            )
+    applied = await db(
+        review_service.bulk_feedback,
+        principal=caller,
+        items=[
+            (item.review_id, Feedback(item.classification, item.reasoning, item.reviewer, item.tags))
+            for _, item in valid
+        ],
+    )
+    for (index, _), outcome in zip(valid, applied, strict=True):
+        if outcome.error is None:
+            results[index] = BulkItemResult(
+                review_id=outcome.review_id, status="accepted", control_id=outcome.control_id
+            )
+        else:
+            error = outcome.error
+            results[index] = BulkItemResult(
+                review_id=outcome.review_id,
+                status="rejected",
+                error=ItemError(code=error.code, message=error.message, details=error.details),
+            )
+    final = [r for r in results if r is not None]
+    accepted = sum(r.status == "accepted" for r in final)
+    return BulkFeedbackResult(accepted=accepted, rejected=len(final) - accepted, results=final)
+
+
+@router.get("/{review_id}", response_model=ReviewPublic, summary="One review")
+async def get_review(review_id: str, db: Db, caller: Caller) -> ReviewPublic:
+    return _public(await db(review_service.get_review, principal=caller, review_id=review_id))
+
+
+@router.post(
+    "/{review_id}/feedback",
+    response_model=FeedbackAccepted,
+    status_code=201,
+    summary="Resolve a review with an expert's decision; it becomes a control",
+    responses={
+        200: {"description": "This exact feedback was already accepted: the same control is returned."}
+    },
+)
+async def submit_feedback(
+    review_id: str, body: FeedbackCreate, db: Db, caller: Caller, response: Response
+) -> FeedbackAccepted:
+    outcome = await db(
+        review_service.submit_feedback,
+        principal=caller,
+        review_id=review_id,
+        feedback=Feedback(body.classification, body.reasoning, body.reviewer, body.tags),
+    )
+    response.status_code = status.HTTP_201_CREATED if outcome.created else status.HTTP_200_OK
+    return FeedbackAccepted(status="accepted", review_id=review_id, control_id=outcome.control_id)

@@ -1,0 +1,1 @@
+"""Request and reply bodies, one module per resource: ``XCreate`` in, ``XPublic`` out."""
