@@ -55,8 +55,10 @@ def free_port() -> int:
 
 
 @contextmanager
-def casework_server(home: Path, *, database_url: str | None = None, port: int | None = None) -> Iterator[str]:
-    """Run ``casework serve`` as a user would; yield its URL once /readyz answers."""
+def casework_server(
+    home: Path, *, database_url: str | None = None, port: int | None = None
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """Run ``casework serve`` as a user would; yield its URL and process once /readyz answers."""
     port = port or free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CASEWORK_")}
     env.update({"CASEWORK_HOME": str(home), "CASEWORK_PORT": str(port), "CASEWORK_LOG_LEVEL": "warning"})
@@ -71,7 +73,7 @@ def casework_server(home: Path, *, database_url: str | None = None, port: int | 
     url = f"http://127.0.0.1:{port}"
     try:
         wait_ready(url, process)
-        yield url
+        yield url, process
     finally:
         process.terminate()
         process.wait(timeout=30)
@@ -90,3 +92,52 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 60) 
             pass
         time.sleep(0.005)
     raise RuntimeError("server did not become ready")
+
+
+def rss_megabytes(pid: int) -> float:
+    """Resident memory of a process, from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "CASEWORK_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+@contextmanager
+def postgres_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for one benchmark run, dropped afterwards."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    admin_url = make_url(POSTGRES_ADMIN_URL).set(drivername="postgresql+psycopg")
+    name = f"casework_bench_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield admin_url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+SHARED_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+
+
+def halueval_rows() -> list[dict[str, str]]:
+    """HaluEval general queries and ChatGPT answers with their human label, read from ../shared/data."""
+    import json
+
+    path = SHARED_DATA / "halueval-general" / "general_data.jsonl"
+    if not path.exists():
+        raise SystemExit(
+            f"{path} is missing: the benchmarks read the public data in shared/data beside the repository"
+        )
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

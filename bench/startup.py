@@ -58,7 +58,7 @@ def load(url: str, key: str, *, pace: float | None) -> tuple[list[float], float]
 def main() -> None:
     starts = cold_start()
     print(f"cold start to /readyz: {', '.join(f'{s:.2f}s' for s in starts)}")
-    with tempfile.TemporaryDirectory() as home, casework_server(Path(home)) as url:
+    with tempfile.TemporaryDirectory() as home, casework_server(Path(home)) as (url, _):
         key = (Path(home) / "admin-key").read_text().strip()
         for i in range(10):
             httpx.post(f"{url}/api/v1/projects", headers={"x-api-key": key}, json={"name": f"project-{i}"})

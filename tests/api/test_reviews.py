@@ -383,3 +383,24 @@ def test_export_streams_past_one_batch(
     ).text.splitlines()
     assert len(lines) == 2100
     assert len({json.loads(line)["id"] for line in lines}) == 2100
+
+
+def test_all_and_polling_list_in_arrival_order_across_pages(admin: httpx.Client, project_id: str) -> None:
+    first = enqueue(admin, project_id, priority=0, query="first")
+    enqueue(admin, project_id, priority=9, query="second")
+    enqueue(admin, project_id, priority=5, query="third")
+    since = first["created_at"]
+
+    def queries(**params: Any) -> list[str]:
+        seen: list[str] = []
+        params = {"project_id": project_id, "limit": 1, **params}
+        while True:
+            page = admin.get("/api/v1/hitl/reviews", params=params).json()
+            seen += [r["query"] for r in page["reviews"]]
+            if not page["next_cursor"]:
+                return seen
+            params["cursor"] = page["next_cursor"]
+
+    assert queries() == ["second", "third", "first"]
+    assert queries(status="all") == ["first", "second", "third"]
+    assert queries(created_after=since) == ["second", "third"]

@@ -1,4 +1,5 @@
-"""Encoders for exports: JSON (``{"reviews": [...]}``, as the tutorial reads it), JSON Lines and CSV."""
+"""Encoders for exports: JSON (``{"reviews": [...]}``, as the tutorial reads it) and JSON Lines take records
+already encoded as JSON text; CSV takes records as dicts."""
 
 from __future__ import annotations
 
@@ -20,10 +21,10 @@ class JsonEncoder:
     def header(self) -> bytes:
         return f'{{"{self.collection}": ['.encode()
 
-    def batch(self, records: list[dict[str, Any]]) -> bytes:
+    def batch(self, records: list[str]) -> bytes:
         if not records:
             return b""
-        body = ",".join(json.dumps(record, ensure_ascii=False, separators=(",", ":")) for record in records)
+        body = ",".join(records)
         prefix = "" if self._first else ","
         self._first = False
         return (prefix + body).encode()
@@ -42,10 +43,8 @@ class JsonLinesEncoder:
     def header(self) -> bytes:
         return b""
 
-    def batch(self, records: list[dict[str, Any]]) -> bytes:
-        return "".join(
-            json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n" for r in records
-        ).encode()
+    def batch(self, records: list[str]) -> bytes:
+        return ("\n".join(records) + "\n").encode() if records else b""
 
     def footer(self) -> bytes:
         return b""
@@ -108,7 +107,7 @@ class Encoder(Protocol):
     extension: str
 
     def header(self) -> bytes: ...
-    def batch(self, records: list[dict[str, Any]]) -> bytes: ...
+    def batch(self, records: Any) -> bytes: ...
     def footer(self) -> bytes: ...
 
 
@@ -117,9 +116,11 @@ ENCODERS: dict[str, Callable[[str], Encoder]] = {
     "jsonl": JsonLinesEncoder,
     "csv": CsvEncoder,
 }
+# The encoders that take records as JSON text (built by the database) rather than as dicts.
+TAKES_JSON_TEXT = frozenset({"json", "jsonl"})
 
 
-def encode(batches: Iterable[list[dict[str, Any]]], encoder: Encoder) -> Iterator[bytes]:
+def encode(batches: Iterable[Any], encoder: Encoder) -> Iterator[bytes]:
     yield encoder.header()
     for records in batches:
         chunk = encoder.batch(records)

@@ -89,8 +89,8 @@ class Review(Base):
     __table_args__ = (
         # The queue: highest priority first, then oldest first; also serves the keyset cursor.
         Index("ix_reviews_queue", "project_id", "status", text("priority DESC"), "created_at", "id"),
-        # Polling for new reviews (created_after) and time-window filters.
-        Index("ix_reviews_project_id_created_at", "project_id", "created_at"),
+        # status=all (and its export) in creation order; polling for new reviews (created_after).
+        Index("ix_reviews_project_id_created_at", "project_id", "created_at", "id"),
         # At most one pending review per (project, evaluator, span or trace): enqueuing twice is idempotent.
         Index(
             "uq_reviews_pending_dedupe",

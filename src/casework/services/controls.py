@@ -85,7 +85,6 @@ def create_control(
         updated_at=now,
     )
     session.add(control)
-    session.flush()
     _add_version(session, control, actor=actor)
     audit.record(
         session,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from typing import Annotated, Any
 
@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from casework.api.deps import Caller, Db
-from casework.api.export import ENCODERS, Encoder, encode
+from casework.api.export import ENCODERS, TAKES_JSON_TEXT, Encoder, encode
 from casework.api.schemas.reviews import (
     MAX_BULK_ITEMS,
     BulkFeedbackItem,
@@ -101,7 +101,8 @@ async def export_reviews(
     format: Annotated[ExportFormat, Query(description='json ({"reviews": [...]}), jsonl or csv.')] = "json",
 ) -> StreamingResponse:
     encoder = ENCODERS[format]("reviews")
-    chunks = await db.stream(_export_bytes, principal=caller, filters=filters, encoder=encoder)
+    export = review_service.export_review_json if format in TAKES_JSON_TEXT else review_service.export_reviews
+    chunks = await db.stream(_export_bytes, export=export, principal=caller, filters=filters, encoder=encoder)
     filename = f"reviews-{filters.project_id}-{filters.status}-{utcnow():%Y%m%dT%H%M%SZ}.{encoder.extension}"
     return StreamingResponse(
         chunks,
@@ -111,9 +112,14 @@ async def export_reviews(
 
 
 def _export_bytes(
-    session: Session, *, principal: Principal, filters: ReviewFilters, encoder: Encoder
+    session: Session,
+    *,
+    export: Callable[..., Iterator[Any]],
+    principal: Principal,
+    filters: ReviewFilters,
+    encoder: Encoder,
 ) -> Iterator[bytes]:
-    return encode(review_service.export_reviews(session, principal=principal, filters=filters), encoder)
+    return encode(export(session, principal=principal, filters=filters), encoder)
 
 
 @router.post(

@@ -106,7 +106,9 @@ def upgrade() -> None:
             ["project_id", "status", sa.text("priority DESC"), "created_at", "id"],
             unique=False,
         )
-        batch_op.create_index("ix_reviews_project_id_created_at", ["project_id", "created_at"], unique=False)
+        batch_op.create_index(
+            "ix_reviews_project_id_created_at", ["project_id", "created_at", "id"], unique=False
+        )
         batch_op.create_index(
             "uq_reviews_pending_dedupe",
             ["project_id", "evaluator_type", "dedupe_key"],
