@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import RowMapping, and_, or_, select, text
+from sqlalchemy import RowMapping, select, text, tuple_
 from sqlalchemy.orm import Session
 
 from casework.db.dialect import insert_ignoring_conflict, json_array_contains
@@ -368,38 +368,61 @@ def _filtered(session: Session, query: Any, filters: ReviewFilters) -> Any:
     return query
 
 
+Fetch = Callable[[Any], list[Any]]
+
+
 @dataclass(frozen=True)
 class _Ordering:
-    """A sort order with its keyset: the cursor is the sort key of the last row of a page."""
+    """A sort order and its keyset pagination: the cursor is the sort key of the last row of a page, and
+    the next page is read with index range seeks only, so page 1,000 costs what page 1 does."""
 
     columns: tuple[Any, ...]
     key_types: tuple[type, ...]
     key: Callable[[Any], tuple[Any, ...]]
-    after: Callable[..., Any]
+    page: Callable[[Fetch, Any, tuple[Any, ...] | None, int], list[Any]]
 
 
-# With a status: the reviewer's order, highest priority first, then oldest (served by ix_reviews_queue).
+def _queue_page(fetch: Fetch, query: Any, key: tuple[Any, ...] | None, limit: int) -> list[Any]:
+    # Priority descends while time ascends, so no single row-value comparison continues the order. Two do:
+    # the rest of this priority, then every lower one; each is a seek on ix_reviews_queue.
+    if key is None:
+        return fetch(query.order_by(*_QUEUE_COLUMNS).limit(limit))
+    priority, created_at, review_id = key
+    rows = fetch(
+        query.where(
+            Review.priority == priority, tuple_(Review.created_at, Review.id) > tuple_(created_at, review_id)
+        )
+        .order_by(Review.created_at, Review.id)
+        .limit(limit)
+    )
+    if len(rows) < limit:
+        rows += fetch(
+            query.where(Review.priority < priority).order_by(*_QUEUE_COLUMNS).limit(limit - len(rows))
+        )
+    return rows
+
+
+def _creation_page(fetch: Fetch, query: Any, key: tuple[Any, ...] | None, limit: int) -> list[Any]:
+    # A row-value comparison, not "a > x OR (a = x AND b > y)": SQLite seeks the former and scans the latter.
+    if key is not None:
+        query = query.where(tuple_(Review.created_at, Review.id) > tuple_(*key))
+    return fetch(query.order_by(Review.created_at, Review.id).limit(limit))
+
+
+_QUEUE_COLUMNS = (Review.priority.desc(), Review.created_at, Review.id)
+# With a status: the reviewer's order, highest priority first, then oldest (ix_reviews_queue).
 _QUEUE_ORDER = _Ordering(
-    columns=(Review.priority.desc(), Review.created_at, Review.id),
+    columns=_QUEUE_COLUMNS,
     key_types=(int, datetime, str),
     key=lambda row: (row.priority, row.created_at, row.id),
-    after=lambda priority, created_at, review_id: or_(
-        Review.priority < priority,
-        and_(
-            Review.priority == priority,
-            or_(Review.created_at > created_at, and_(Review.created_at == created_at, Review.id > review_id)),
-        ),
-    ),
+    page=_queue_page,
 )
-# status=all mixes queues, and created_after asks what arrived since: creation order, which
-# ix_reviews_project_id_created_at serves as a range scan with no sort at any size.
+# status=all mixes queues, and created_after asks what arrived since: creation order (ix_reviews_project_id_created_at).
 _CREATION_ORDER = _Ordering(
     columns=(Review.created_at, Review.id),
     key_types=(datetime, str),
     key=lambda row: (row.created_at, row.id),
-    after=lambda created_at, review_id: or_(
-        Review.created_at > created_at, and_(Review.created_at == created_at, Review.id > review_id)
-    ),
+    page=_creation_page,
 )
 
 
@@ -425,10 +448,12 @@ def list_reviews(
     status=all or created_after (polling for what is new), oldest first: the order they arrived in."""
     get_project(session, workspace_id=principal.workspace_id, project_id=filters.project_id)
     ordering = _ordering(filters)
-    query = _filtered(session, select(Review), filters)
-    if cursor:
-        query = query.where(ordering.after(*decode_cursor(cursor, types=ordering.key_types)))
-    rows = list(session.execute(query.order_by(*ordering.columns).limit(limit + 1)).scalars())
+    key = decode_cursor(cursor, types=ordering.key_types) if cursor else None
+
+    def fetch(statement: Any) -> list[Any]:
+        return list(session.execute(statement).scalars())
+
+    rows = ordering.page(fetch, _filtered(session, select(Review), filters), key, limit + 1)
     next_cursor = encode_cursor(*ordering.key(rows[limit - 1])) if len(rows) > limit else None
     return ReviewPage(reviews=rows[:limit], next_cursor=next_cursor)
 
@@ -464,10 +489,14 @@ def _export_batches(
 ) -> Iterator[Any]:
     """Keyset batches in list order; ``columns`` must include the ordering's key columns."""
     ordering = _ordering(filters)
-    base = _filtered(session, select(*columns), filters).order_by(*ordering.columns).limit(batch_size)
+    base = _filtered(session, select(*columns), filters)
     key: tuple[Any, ...] | None = None
+
+    def fetch(statement: Any) -> list[Any]:
+        return list(session.execute(statement).all())
+
     while True:
-        rows = session.execute(base if key is None else base.where(ordering.after(*key))).all()
+        rows = ordering.page(fetch, base, key, batch_size)
         if rows:
             yield rows
         if len(rows) < batch_size:
