@@ -7,11 +7,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+from openai import AsyncOpenAI
 
 from casework.api.app import create_app
 from casework.config import Settings
 from casework.db import migrate
 from casework.db.engine import Database
+from casework.evaluators.judge import LLMJudge
+from tests.judge_server import JudgeServer
 from tests.support import LiveServer, Tenant, make_tenant, postgres_database, wipe
 
 
@@ -51,8 +54,31 @@ def database(migrated_database: Database) -> Iterator[Database]:
 
 
 @pytest.fixture(scope="session")
-def live_server(settings: Settings, migrated_database: Database) -> Iterator[LiveServer]:
-    with LiveServer(create_app(settings, database=migrated_database)) as server:
+def judge_server() -> Iterator[JudgeServer]:
+    """The LLM judge: a local OpenAI-compatible server, reached over real HTTP."""
+    judge = JudgeServer()
+    with LiveServer(judge.app) as server:
+        judge.base_url = server.base_url
+        yield judge
+
+
+@pytest.fixture(autouse=True)
+def _fresh_judge(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    if "judge_server" in request.fixturenames:
+        request.getfixturevalue("judge_server").reset()
+
+
+@pytest.fixture(scope="session")
+def live_server(
+    settings: Settings, migrated_database: Database, judge_server: JudgeServer
+) -> Iterator[LiveServer]:
+    # Few retries with short waits: the tests still see retrying happen, without waiting long for it.
+    client = AsyncOpenAI(
+        api_key="test-key", base_url=f"{judge_server.base_url}/v1", max_retries=2, timeout=10
+    )
+    app = create_app(settings, database=migrated_database, judge=LLMJudge(client))
+    with LiveServer(app) as server:
         yield server
 
 

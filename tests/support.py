@@ -179,3 +179,28 @@ def make_reviews(database: Database, tenant: Tenant, project_id: str, count: int
             )
             ids.append(review.id)
     return ids
+
+
+POLICY_EVALUATOR = {
+    "name": "policy-adherence",
+    "options": ["compliant", "non_compliant"],
+    "evaluation_system_prompt": (
+        "You are a financial services compliance auditor evaluating whether agent responses adhere to company "
+        "policy.\n\nIf the response is clearly compliant or clearly non-compliant, classify it. If it is "
+        "borderline or you are uncertain, classify as ambiguous.\n\nOptions: {evaluation_options}"
+    ),
+    "evaluation_human_prompt": (
+        "Customer message: {query}\nAgent response: {response}\n\nClassify the agent's policy adherence. "
+        "Choose from: {evaluation_options}"
+    ),
+    "reeval_system_prompt": (
+        "You are a senior compliance auditor performing a second review of an ambiguous policy adherence "
+        "evaluation. You have access to feedback from prior expert reviews of similar cases.\n\n"
+        "Options: {evaluation_options}"
+    ),
+    "reeval_human_prompt": (
+        "Customer message: {query}\nAgent response: {response}\n\nContext from prior expert reviews:\n"
+        "{memories}\n\nBased on the interaction and expert review context, classify the agent's policy "
+        "adherence. Choose from: compliant or non_compliant."
+    ),
+}

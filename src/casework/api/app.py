@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from anyio import CapacityLimiter
 from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 
@@ -13,19 +14,26 @@ from casework.api.deps import KeyCache
 from casework.api.errors import install_error_handlers
 from casework.api.metrics import Metrics, MetricsMiddleware
 from casework.api.routers import health
-from casework.api.routers.v1 import controls, projects, reviews
+from casework.api.routers.v1 import controls, evaluators, projects, reviews
 from casework.config import Settings
 from casework.db.engine import Database
+from casework.evaluators.judge import LLMJudge
+from casework.evaluators.runner import EvaluationRunner
 
 
-def create_app(settings: Settings, *, database: Database | None = None) -> FastAPI:
-    """Build the Casework API. ``database`` defaults to one made from ``settings`` and disposed on shutdown."""
+def create_app(
+    settings: Settings, *, database: Database | None = None, judge: LLMJudge | None = None
+) -> FastAPI:
+    """Build the Casework API. ``database`` defaults to one made from ``settings`` and disposed on shutdown;
+    ``judge`` to the OpenAI-compatible endpoint named by OPENAI_API_KEY and OPENAI_BASE_URL."""
     owns_database = database is None
     db = database or Database.from_url(settings.effective_database_url, pool_size=settings.db_pool_size)
 
     @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.database_threads = CapacityLimiter(settings.database_threads_for(db.dialect))
         yield
+        await app.state.runner.judge.aclose()
         if owns_database:
             db.dispose()
 
@@ -39,7 +47,9 @@ def create_app(settings: Settings, *, database: Database | None = None) -> FastA
     app.state.database = db
     app.state.metrics = Metrics()
     app.state.key_cache = KeyCache(settings.auth_cache_seconds)
-    app.state.database_thread_count = settings.database_threads_for(db.dialect)
+    app.state.runner = EvaluationRunner(
+        db, judge or LLMJudge.from_environment(), limiter=lambda: app.state.database_threads
+    )
 
     install_error_handlers(app)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
@@ -47,6 +57,8 @@ def create_app(settings: Settings, *, database: Database | None = None) -> FastA
     app.include_router(health.router)
     app.include_router(projects.router)
     app.include_router(reviews.router)
+    # before controls: /controls/search must not be taken for a control id
+    app.include_router(evaluators.router)
     app.include_router(controls.router)
 
     @app.get("/", include_in_schema=False)

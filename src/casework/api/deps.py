@@ -78,21 +78,17 @@ class UnitOfWork:
             return function(session, *args, **kwargs)
 
 
-def database_threads(request: Request) -> CapacityLimiter:
-    """The threads that run database work. Few on SQLite: its queries are short and CPU-bound, and more threads
-    only queue for the GIL (bench/startup.py measured 40 threads at half the throughput of 2). More on
-    PostgreSQL, whose queries mostly wait on the network with the GIL released."""
-    limiter: CapacityLimiter | None = getattr(request.app.state, "database_threads", None)
-    if limiter is None:
-        limiter = request.app.state.database_threads = CapacityLimiter(
-            request.app.state.database_thread_count
-        )
-    return limiter
-
-
 def get_database(request: Request) -> Database:
     database: Database = request.app.state.database
     return database
+
+
+def database_threads(request: Request) -> CapacityLimiter:
+    """The threads that run database work (made at start-up). Few on SQLite: its queries are short and
+    CPU-bound, and more threads only queue for the GIL (bench/startup.py measured 40 threads at half the
+    throughput of 2). More on PostgreSQL, whose queries mostly wait on the network with the GIL released."""
+    limiter: CapacityLimiter = request.app.state.database_threads
+    return limiter
 
 
 async def unit_of_work(request: Request) -> UnitOfWork:

@@ -24,6 +24,7 @@ from casework.errors import (
 from casework.ids import new_id
 from casework.services import audit, controls
 from casework.services.auth import Principal
+from casework.services.evaluators import options_for as evaluator_options
 from casework.services.pagination import decode_cursor, encode_cursor, to_json_time
 from casework.services.projects import get_project, project_in_workspace
 
@@ -147,8 +148,11 @@ def enqueue_review(
         if run is None or run.project_id != project_id:
             raise RunNotFound(f"No run with id {run_id!r} in this project.", details={"run_id": run_id})
     if options is None:
+        options = evaluator_options(session, project_id=project_id, name=evaluator_type)
+    if options is None:
         raise ValidationFailed(
-            "options is required: list the classifications a reviewer may choose.",
+            f"options is required: no evaluator {evaluator_type!r} in this project says which classifications "
+            "a reviewer may choose.",
             details={"field": "options"},
         )
     dedupe_key = f"span:{span_id}" if span_id else (f"trace:{trace_id}" if trace_id else None)

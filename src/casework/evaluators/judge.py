@@ -1,0 +1,198 @@
+"""The LLM judge: any OpenAI-compatible chat-completions endpoint, through the ``openai`` client.
+
+Wire contract (what a model, or a test server, sees and must answer): the formatted system prompt, then the
+formatted human prompt followed by an instruction to answer in JSON; ``response_format`` json_object,
+temperature 0, log-probabilities requested. The reply's content is a JSON object
+``{"classification", "confidence", "explanation"}``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import openai
+from openai import AsyncOpenAI
+
+from casework.evaluators.definitions import DEFAULT_MODEL, EvaluatorDefinition
+
+AMBIGUOUS = "ambiguous"
+
+
+@dataclass(frozen=True)
+class Interaction:
+    query: str
+    response: str
+    context: str | None = None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    classification: str
+    confidence: float
+    explanation: str
+    model: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    latency_ms: float | None = None
+
+    def is_ambiguous(self, definition: EvaluatorDefinition) -> bool:
+        """Ambiguous: the judge said so, chose something that is not an option, or is not sure enough."""
+        return (
+            self.classification == AMBIGUOUS
+            or self.classification not in definition.options
+            or self.confidence < definition.ambiguity_threshold
+        )
+
+
+class JudgeError(Exception):
+    """The judge gave no usable verdict (unreachable after retries, or replies that are not the JSON asked for)."""
+
+
+def render(
+    template: str, definition: EvaluatorDefinition, interaction: Interaction, memories: str | None
+) -> str:
+    values = {
+        "query": interaction.query,
+        "response": interaction.response,
+        "context": interaction.context or "",
+        "evaluation_options": ", ".join(definition.options),
+        "memories": memories if memories is not None else "",
+    }
+    return template.format_map(values)
+
+
+def answer_instruction(definition: EvaluatorDefinition) -> str:
+    allowed = json.dumps([*definition.options, AMBIGUOUS])
+    return (
+        "\n\nAnswer with only a JSON object, no other text: "
+        f'{{"classification": one of {allowed}, "confidence": a number from 0 to 1 for how sure you are, '
+        '"explanation": "one or two sentences"}'
+    )
+
+
+class LLMJudge:
+    """Calls the judge model. One instance per process; it holds the HTTP connection pool."""
+
+    def __init__(self, client: AsyncOpenAI | None, *, default_model: str = DEFAULT_MODEL) -> None:
+        self.client = client
+        self.default_model = default_model
+
+    @classmethod
+    def from_environment(cls, *, default_model: str = DEFAULT_MODEL, timeout: float = 60.0) -> LLMJudge:
+        """Reads OPENAI_API_KEY and OPENAI_BASE_URL, as the openai client does. With no key, the judge is
+        absent and LLM evaluations record an error saying so (the precedent evaluator still works)."""
+        try:
+            return cls(AsyncOpenAI(max_retries=3, timeout=timeout), default_model=default_model)
+        except openai.OpenAIError:
+            return cls(None, default_model=default_model)
+
+    async def aclose(self) -> None:
+        """Close the connection pool (the app does this on shutdown)."""
+        if self.client is not None:
+            await self.client.close()
+
+    async def judge(
+        self, definition: EvaluatorDefinition, interaction: Interaction, *, memories: str | None = None
+    ) -> Verdict:
+        """First pass when ``memories`` is None; the re-evaluation, with {memories}, otherwise."""
+        if self.client is None:
+            raise JudgeError(
+                "No judge model is configured: set OPENAI_API_KEY (and OPENAI_BASE_URL for another endpoint)."
+            )
+        reeval = memories is not None
+        system = render(
+            definition.reeval_system_prompt if reeval else definition.evaluation_system_prompt,
+            definition,
+            interaction,
+            memories,
+        )
+        human = render(
+            definition.reeval_human_prompt if reeval else definition.evaluation_human_prompt,
+            definition,
+            interaction,
+            memories,
+        )
+        messages: Any = [
+            {"role": "system", "content": system},
+            {"role": "user", "content": human + answer_instruction(definition)},
+        ]
+        model = definition.model or self.default_model
+        problem = ""
+        for _ in range(2):  # an unparseable reply is asked again once
+            started = time.perf_counter()
+            try:
+                completion = await self.client.chat.completions.create(
+                    model=model,
+                    messages=messages,
+                    temperature=0,
+                    response_format={"type": "json_object"},
+                    logprobs=True,
+                )
+            except openai.APIError as exc:  # the client already retried timeouts, 429 and 5xx with backoff
+                raise JudgeError(f"The judge endpoint failed: {exc.__class__.__name__}: {exc}") from exc
+            latency_ms = (time.perf_counter() - started) * 1000
+            choice = completion.choices[0]
+            content = choice.message.content or ""
+            try:
+                parsed = _parse(content)
+            except ValueError as exc:
+                problem = f"{exc}; the reply began: {content[:200]!r}"
+                continue
+            classification, confidence, explanation = parsed
+            probability = _label_probability(choice, content, classification)
+            if probability is not None:
+                confidence = min(confidence, probability)
+            usage = completion.usage
+            return Verdict(
+                classification=classification,
+                confidence=round(confidence, 4),
+                explanation=explanation,
+                model=completion.model or model,
+                prompt_tokens=usage.prompt_tokens if usage else None,
+                completion_tokens=usage.completion_tokens if usage else None,
+                latency_ms=round(latency_ms, 1),
+            )
+        raise JudgeError(
+            f"The judge replied twice with something other than the JSON verdict asked for: {problem}"
+        )
+
+
+def _parse(content: str) -> tuple[str, float, str]:
+    try:
+        data = json.loads(content)
+    except json.JSONDecodeError as exc:
+        raise ValueError("not JSON") from exc
+    if not isinstance(data, dict):
+        raise ValueError("not a JSON object")
+    classification = data.get("classification")
+    confidence = data.get("confidence")
+    if not isinstance(classification, str) or not classification.strip():
+        raise ValueError("no classification")
+    if isinstance(confidence, bool) or not isinstance(confidence, int | float) or not 0 <= confidence <= 1:
+        raise ValueError("confidence is not a number in [0, 1]")
+    explanation = data.get("explanation")
+    return classification.strip(), float(confidence), explanation if isinstance(explanation, str) else ""
+
+
+def _label_probability(choice: Any, content: str, classification: str) -> float | None:
+    """The probability the model gave its own label: the product of its tokens' probabilities, when the
+    endpoint returned log-probabilities. A stated confidence above it is not believed."""
+    tokens = getattr(getattr(choice, "logprobs", None), "content", None)
+    if not tokens:
+        return None
+    key = content.find('"classification"')
+    start = content.find(classification, key if key >= 0 else 0)
+    if start < 0:
+        return None
+    end = start + len(classification)
+    position, total = 0, 0.0
+    for token in tokens:
+        token_end = position + len(token.token)
+        if token_end > start and position < end:
+            total += token.logprob
+        position = token_end
+    return math.exp(total)

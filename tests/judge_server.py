@@ -1,0 +1,77 @@
+"""A small OpenAI-compatible chat-completions server that plays the judge over real HTTP.
+
+Each test sets ``reply``: a function from the request body to a verdict dict, a raw content string, or an
+HTTP status code (an error). Every request is recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+Reply = Callable[[dict[str, Any]], "dict[str, Any] | str | int"]
+
+
+def confident(classification: str, confidence: float = 0.95, explanation: str = "Clear case.") -> Reply:
+    return lambda _body: {
+        "classification": classification,
+        "confidence": confidence,
+        "explanation": explanation,
+    }
+
+
+def human_message(body: dict[str, Any]) -> str:
+    return str(body["messages"][-1]["content"])
+
+
+def system_message(body: dict[str, Any]) -> str:
+    return str(body["messages"][0]["content"])
+
+
+class JudgeServer:
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.reply: Reply = confident("ambiguous", 0.3)
+        self.delay_seconds = 0.0
+        self.base_url = ""
+        self.app = FastAPI()
+        self.app.post("/v1/chat/completions")(self._complete)
+
+    def reset(self) -> None:
+        self.requests.clear()
+        self.reply = confident("ambiguous", 0.3)
+        self.delay_seconds = 0.0
+
+    async def _complete(self, request: Request) -> JSONResponse:
+        body = await request.json()
+        self.requests.append(body)
+        if self.delay_seconds:
+            await asyncio.sleep(self.delay_seconds)
+        answer = self.reply(body)
+        if isinstance(answer, int):
+            return JSONResponse(
+                {"error": {"message": "judge unavailable", "type": "server_error"}}, status_code=answer
+            )
+        content = answer if isinstance(answer, str) else json.dumps(answer)
+        return JSONResponse(
+            {
+                "id": f"chatcmpl-{len(self.requests)}",
+                "object": "chat.completion",
+                "created": 0,
+                "model": body.get("model", "test-judge"),
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": content},
+                        "finish_reason": "stop",
+                        "logprobs": None,
+                    }
+                ],
+                "usage": {"prompt_tokens": 120, "completion_tokens": 20, "total_tokens": 140},
+            }
+        )
