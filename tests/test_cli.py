@@ -26,7 +26,7 @@ def casework(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str
 
 @pytest.fixture
 def env(tmp_path: Path, database_url: str, database: Database) -> dict[str, str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("CASEWORK_")}
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("CASEWORK_", "OPENAI_"))}
     return {
         **clean,
         "CASEWORK_HOME": str(tmp_path / "home"),
@@ -73,6 +73,7 @@ def test_first_start_prints_and_stores_the_admin_key_once(env: dict[str, str]) -
         assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
         workspace = httpx.get(f"{url}/api/v1/workspaces/current", headers={"x-api-key": key}).json()
         assert workspace["name"] == "default"
+        assert_the_demo_shows_the_loop(url, key)
     text = "\n".join(output)
     assert key in text
     assert url in text
@@ -140,3 +141,38 @@ def test_every_command_has_help(env: dict[str, str]) -> None:
         result = casework(*command, "--help", env=env)
         assert result.returncode == 0
         assert "Usage" in result.stdout
+
+
+def assert_the_demo_shows_the_loop(url: str, key: str) -> None:
+    """The demo project has borderline cases waiting; deciding one settles its look-alikes by memory."""
+    with httpx.Client(base_url=url, headers={"x-api-key": key}, timeout=30) as client:
+        projects = client.get("/api/v1/projects").json()["projects"]
+        project_id = next(p["id"] for p in projects if p["name"] == "bank-support-demo")
+
+        def pending() -> list[dict[str, object]]:
+            reviews: list[dict[str, object]] = client.get(
+                "/api/v1/hitl/reviews", params={"project_id": project_id, "limit": 500}
+            ).json()["reviews"]
+            return reviews
+
+        before = pending()
+        assert len(before) == 30
+        chosen = next(r for r in before if "guaranteed returns" in str(r["query"]))
+        client.post(
+            f"/api/v1/hitl/reviews/{chosen['id']}/feedback",
+            json={
+                "classification": "non_compliant",
+                "reviewer": "compliance@bank.example",
+                "reasoning": "No investment has guaranteed returns; the agent must correct the customer at once.",
+            },
+        ).raise_for_status()
+        deadline = time.monotonic() + 20
+        while len(pending()) > 25:
+            assert time.monotonic() < deadline, f"look-alikes not settled: {len(pending())} pending"
+            time.sleep(0.1)
+        settled = client.get(
+            "/api/v1/hitl/reviews", params={"project_id": project_id, "status": "resolved"}
+        ).json()
+        by_memory = [r for r in settled["reviews"] if r["resolution"]["resolved_by"] == "memory"]
+        assert len(by_memory) == 4
+        assert all("guaranteed returns" in str(r["query"]) for r in by_memory)

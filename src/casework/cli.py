@@ -13,6 +13,7 @@ from rich.table import Table
 from casework.config import Settings, describe_settings
 from casework.db import migrate
 from casework.db.engine import Database
+from casework.demo import DEMO_PROJECT, seed_demo
 from casework.errors import CaseworkError
 from casework.services import auth
 from casework.services.bootstrap import bootstrap
@@ -63,10 +64,15 @@ def serve(
         created = bootstrap(session)
     if created is not None:
         _write_secret_file(settings.admin_key_path, created.secret)
+        seed_demo(database, workspace_id=created.api_key.workspace_id)
         out.print(f"\n[bold]Casework is starting at {settings.base_url}[/bold]")
         out.print("First start: created workspace 'default' and an admin API key (shown once):\n")
         out.print(f"    {created.secret}\n", highlight=False)
         out.print(f"It is saved in {settings.admin_key_path} (mode 0600).")
+        out.print(
+            f"A demo project, {DEMO_PROJECT!r}, has borderline cases waiting for review: decide one, and watch "
+            "its look-alikes get resolved by memory."
+        )
         out.print(
             f"Try: curl -H 'x-api-key: {created.secret}' {settings.base_url}/api/v1/projects\n",
             highlight=False,

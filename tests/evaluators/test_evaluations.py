@@ -3,6 +3,7 @@ The judge is a real HTTP server (tests/judge_server.py) that records what it was
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import httpx
@@ -338,3 +339,64 @@ def test_search_shows_what_memory_would_retrieve(admin: httpx.Client, project_id
         "/api/v1/controls/search", params={"project_id": project_id, "evaluator_type": "other", **SIMILAR}
     ).json()
     assert nothing == {"controls": [], "memories": "No prior expert reviews."}
+
+
+def wait_for(condition: Any, seconds: float = 15.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_feedback_settles_similar_pending_reviews_by_memory(
+    admin: httpx.Client, project_id: str, judge_server: JudgeServer
+) -> None:
+    """The tutorial's "pending reviews after feedback" falls: look-alikes are resolved by memory."""
+    decided = evaluate(admin, project_id, GUARANTEED)["review_id"]
+    look_alike = evaluate(admin, project_id, SIMILAR)["review_id"]
+    unrelated = evaluate(
+        admin,
+        project_id,
+        {
+            "query": "What time does the branch open on Saturday?",
+            "response": "Our branches open at nine on Saturdays.",
+        },
+    )["review_id"]
+    pending = lambda: len(
+        admin.get("/api/v1/hitl/reviews", params={"project_id": project_id}).json()["reviews"]
+    )  # noqa: E731
+    assert pending() == 3
+
+    def judge(body: dict[str, Any]) -> dict[str, Any]:
+        if "Classification: non_compliant" in human_message(body) and "guaranteed" in human_message(body):
+            return {
+                "classification": "non_compliant",
+                "confidence": 0.9,
+                "explanation": "As the expert decided on a like case.",
+            }
+        return {"classification": "ambiguous", "confidence": 0.3, "explanation": "Still unsure."}
+
+    judge_server.reply = judge
+    control_id = admin.post(
+        f"/api/v1/hitl/reviews/{decided}/feedback",
+        json={"classification": "non_compliant", "reasoning": REASONING, "reviewer": "[email protected]"},
+    ).json()["control_id"]
+
+    wait_for(lambda: admin.get(f"/api/v1/hitl/reviews/{look_alike}").json()["status"] == "resolved")
+    resolution = admin.get(f"/api/v1/hitl/reviews/{look_alike}").json()["resolution"]
+    assert (resolution["resolved_by"], resolution["control_id"], resolution["classification"]) == (
+        "memory",
+        control_id,
+        "non_compliant",
+    )
+    assert resolution["reasoning"] == "As the expert decided on a like case."
+    assert admin.get(f"/api/v1/hitl/reviews/{unrelated}").json()["status"] == "pending"
+    assert pending() == 1
+    events = admin.get("/api/v1/audit", params={"project_id": project_id, "object_id": look_alike}).json()[
+        "events"
+    ]
+    assert events[0]["actor"] == f"casework-memory (control {control_id})"
+    assert (
+        admin.get("/api/v1/controls", params={"project_id": project_id}).json()["controls"][0]["id"]
+        == control_id
+    )

@@ -33,7 +33,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.database_threads = CapacityLimiter(settings.database_threads_for(db.dialect))
         yield
-        await app.state.runner.judge.aclose()
+        await app.state.runner.aclose()
         if owns_database:
             db.dispose()
 

@@ -7,6 +7,7 @@ goes through the small database thread pool in short transactions; judge calls n
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -15,12 +16,13 @@ from anyio import CapacityLimiter, to_thread
 
 from casework.db.engine import Database
 from casework.db.models import Evaluation, Evaluator
-from casework.evaluators.judge import Interaction, JudgeError, LLMJudge
+from casework.evaluators.judge import Interaction, JudgeError, LLMJudge, Verdict
 from casework.evaluators.precedent import precedent_verdict
 from casework.memory.retrieval import Memory, format_memories, retrieve
 from casework.services.auth import Principal
 from casework.services.evaluations import EvaluationDraft, store_evaluations
 from casework.services.evaluators import definition_of, resolve_evaluators
+from casework.services.memory_pass import plan_pass, resolve_by_memory
 
 logger = logging.getLogger("casework.evaluations")
 T = TypeVar("T")
@@ -33,6 +35,9 @@ class EvaluationRunner:
         self.database = database
         self.judge = judge
         self._limiter = limiter
+        self._new_controls: asyncio.Queue[str] | None = None
+        self._pass_task: asyncio.Task[None] | None = None
+        self.passes_done = 0
 
     async def _db(self, function: Callable[..., T], /, *, write: bool, **kwargs: Any) -> T:
         def work() -> T:
@@ -106,3 +111,67 @@ class EvaluationRunner:
             draft.error = str(exc)
             draft.final = None
         return draft
+
+    # --- the memory pass: new controls settle the pending reviews they apply to -------------------------
+
+    def control_created(self, control_id: str) -> None:
+        """Schedule a memory pass for a new control. Controls arriving together share one pass."""
+        if self._new_controls is None:
+            self._new_controls = asyncio.Queue()
+            self._pass_task = asyncio.get_running_loop().create_task(self._memory_passes())
+        self._new_controls.put_nowait(control_id)
+
+    async def _memory_passes(self) -> None:
+        assert self._new_controls is not None
+        while True:
+            control_ids = [await self._new_controls.get()]
+            while not self._new_controls.empty():
+                control_ids.append(self._new_controls.get_nowait())
+            try:
+                await self.memory_pass(control_ids)
+            except Exception:  # the loop must outlive any one pass; the reviews simply stay pending
+                logger.exception("memory pass for %s failed", control_ids)
+            self.passes_done += 1
+
+    async def memory_pass(self, control_ids: Sequence[str]) -> list[str]:
+        """Re-evaluate the pending reviews most similar to these controls (at most 50 per project and
+        evaluator) with their evaluator's re-evaluation, memories included; resolve those now confident."""
+        plans = await self._db(plan_pass, write=False, control_ids=list(control_ids))
+        decisions: list[tuple[str, Verdict, str]] = []
+        gate = asyncio.Semaphore(8)
+
+        async def settle(evaluator: Evaluator, review: Any, new_controls: list[str]) -> None:
+            definition = definition_of(evaluator)
+            interaction = Interaction(query=review.query, response=review.response, context=review.context)
+            async with gate:
+                memories = await self.memories(evaluator, interaction)
+                used = [m.control.id for m in memories]
+                if definition.kind == "precedent":
+                    verdict = precedent_verdict(definition, memories)
+                else:
+                    try:
+                        verdict = await self.judge.judge(
+                            definition, interaction, memories=format_memories(memories)
+                        )
+                    except JudgeError as exc:
+                        logger.warning("memory pass: judge failed on %s: %s", review.id, exc)
+                        return
+            if not verdict.is_ambiguous(definition):
+                control_id = next(
+                    (c for c in used if c in new_controls), used[0] if used else new_controls[0]
+                )
+                decisions.append((review.id, verdict, control_id))
+
+        await asyncio.gather(
+            *(settle(plan.evaluator, review, plan.control_ids) for plan in plans for review in plan.reviews)
+        )
+        if not decisions:
+            return []
+        return await self._db(resolve_by_memory, write=True, decisions=decisions)
+
+    async def aclose(self) -> None:
+        if self._pass_task is not None:
+            self._pass_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pass_task
+        await self.judge.aclose()

@@ -309,6 +309,7 @@ def _apply(session: Session, review: Review, feedback: Feedback, principal: Prin
 class BulkItemResult:
     review_id: str | None
     control_id: str | None = None
+    created: bool = False
     error: CaseworkError | None = None
 
 
@@ -341,7 +342,9 @@ def bulk_feedback(
             if target is None:
                 raise _not_found(review_id)
             outcome = _check(target, feedback) or _apply(session, target, feedback, principal)
-            results.append(BulkItemResult(review_id=review_id, control_id=outcome.control_id))
+            results.append(
+                BulkItemResult(review_id=review_id, control_id=outcome.control_id, created=outcome.created)
+            )
         except CaseworkError as error:
             results.append(BulkItemResult(review_id=review_id, error=error))
     return results

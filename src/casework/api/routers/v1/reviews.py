@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
@@ -125,7 +125,9 @@ def _export_bytes(
 @router.post(
     "/bulk-feedback", response_model=BulkFeedbackResult, summary="Submit feedback on many reviews at once"
 )
-async def bulk_feedback(body: BulkFeedbackRequest, db: Db, caller: Caller) -> BulkFeedbackResult:
+async def bulk_feedback(
+    body: BulkFeedbackRequest, db: Db, caller: Caller, request: Request
+) -> BulkFeedbackResult:
     caller.require_write()
     if len(body.feedback) > MAX_BULK_ITEMS:
         raise PayloadTooLarge(
@@ -157,6 +159,8 @@ async def bulk_feedback(body: BulkFeedbackRequest, db: Db, caller: Caller) -> Bu
         ],
     )
     for (index, _), outcome in zip(valid, applied, strict=True):
+        if outcome.created and outcome.control_id:
+            request.app.state.runner.control_created(outcome.control_id)
         if outcome.error is None:
             results[index] = BulkItemResult(
                 review_id=outcome.review_id, status="accepted", control_id=outcome.control_id
@@ -188,7 +192,7 @@ async def get_review(review_id: str, db: Db, caller: Caller) -> ReviewPublic:
     },
 )
 async def submit_feedback(
-    review_id: str, body: FeedbackCreate, db: Db, caller: Caller, response: Response
+    review_id: str, body: FeedbackCreate, db: Db, caller: Caller, request: Request, response: Response
 ) -> FeedbackAccepted:
     outcome = await db(
         review_service.submit_feedback,
@@ -197,4 +201,6 @@ async def submit_feedback(
         feedback=Feedback(body.classification, body.reasoning, body.reviewer, body.tags),
     )
     response.status_code = status.HTTP_201_CREATED if outcome.created else status.HTTP_200_OK
+    if outcome.created:  # committed: let the new memory settle the pending reviews it applies to
+        request.app.state.runner.control_created(outcome.control_id)
     return FeedbackAccepted(status="accepted", review_id=review_id, control_id=outcome.control_id)
