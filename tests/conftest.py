@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -83,8 +84,13 @@ def live_server(
 
 
 @pytest.fixture
-def base_url(live_server: LiveServer, database: Database) -> str:
-    return live_server.base_url
+def base_url(live_server: LiveServer, database: Database) -> Iterator[str]:
+    yield live_server.base_url
+    # Background memory passes of this test finish before its rows are wiped.
+    runner = live_server.app.state.runner
+    deadline = time.monotonic() + 30
+    while not runner.idle and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 @pytest.fixture

@@ -41,6 +41,7 @@ class LiveServer:
     def __init__(self, app: Any) -> None:
         config = uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning", lifespan="on")
         self.server = uvicorn.Server(config)
+        self.app = app
         self.base_url = f"http://127.0.0.1:{config.port}"
         self._thread = threading.Thread(target=self.server.run, daemon=True)
 

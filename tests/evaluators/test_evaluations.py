@@ -362,9 +362,10 @@ def test_feedback_settles_similar_pending_reviews_by_memory(
             "response": "Our branches open at nine on Saturdays.",
         },
     )["review_id"]
-    pending = lambda: len(
-        admin.get("/api/v1/hitl/reviews", params={"project_id": project_id}).json()["reviews"]
-    )  # noqa: E731
+
+    def pending() -> int:
+        return len(admin.get("/api/v1/hitl/reviews", params={"project_id": project_id}).json()["reviews"])
+
     assert pending() == 3
 
     def judge(body: dict[str, Any]) -> dict[str, Any]:

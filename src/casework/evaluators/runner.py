@@ -16,12 +16,13 @@ from anyio import CapacityLimiter, to_thread
 
 from casework.db.engine import Database
 from casework.db.models import Evaluation, Evaluator
+from casework.db.search import TermFrequencies
 from casework.evaluators.judge import Interaction, JudgeError, LLMJudge, Verdict
 from casework.evaluators.precedent import precedent_verdict
 from casework.memory.retrieval import Memory, format_memories, retrieve
 from casework.services.auth import Principal
 from casework.services.evaluations import EvaluationDraft, store_evaluations
-from casework.services.evaluators import definition_of, resolve_evaluators
+from casework.services.evaluators import definition_of, find_evaluators, resolve_evaluators
 from casework.services.memory_pass import plan_pass, resolve_by_memory
 
 logger = logging.getLogger("casework.evaluations")
@@ -35,9 +36,11 @@ class EvaluationRunner:
         self.database = database
         self.judge = judge
         self._limiter = limiter
+        self.frequencies = TermFrequencies()
         self._new_controls: asyncio.Queue[str] | None = None
         self._pass_task: asyncio.Task[None] | None = None
         self.passes_done = 0
+        self._passing = False
 
     async def _db(self, function: Callable[..., T], /, *, write: bool, **kwargs: Any) -> T:
         def work() -> T:
@@ -59,9 +62,15 @@ class EvaluationRunner:
     ) -> list[Evaluation]:
         """Every named evaluator on one interaction, concurrently; stored in one transaction."""
         principal.require_write()
+        names = list(evaluators)
+        # Reading is enough once the project has these evaluators; only a first use of a built-in writes.
         resolved = await self._db(
-            resolve_evaluators, write=True, principal=principal, project_id=project_id, names=list(evaluators)
+            find_evaluators, write=False, principal=principal, project_id=project_id, names=names
         )
+        if resolved is None:
+            resolved = await self._db(
+                resolve_evaluators, write=True, principal=principal, project_id=project_id, names=names
+            )
         drafts = await asyncio.gather(*(self.run_one(evaluator, interaction) for evaluator in resolved))
         return await self._db(
             store_evaluations,
@@ -82,6 +91,7 @@ class EvaluationRunner:
             evaluator_type=evaluator.name,
             query=interaction.query,
             response=interaction.response,
+            frequencies=self.frequencies,
         )
 
     async def run_one(self, evaluator: Evaluator, interaction: Interaction) -> EvaluationDraft:
@@ -127,11 +137,19 @@ class EvaluationRunner:
             control_ids = [await self._new_controls.get()]
             while not self._new_controls.empty():
                 control_ids.append(self._new_controls.get_nowait())
+            self._passing = True
             try:
                 await self.memory_pass(control_ids)
             except Exception:  # the loop must outlive any one pass; the reviews simply stay pending
                 logger.exception("memory pass for %s failed", control_ids)
+            finally:
+                self._passing = False
             self.passes_done += 1
+
+    @property
+    def idle(self) -> bool:
+        """No memory pass running or waiting."""
+        return not self._passing and (self._new_controls is None or self._new_controls.empty())
 
     async def memory_pass(self, control_ids: Sequence[str]) -> list[str]:
         """Re-evaluate the pending reviews most similar to these controls (at most 50 per project and

@@ -9,12 +9,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from casework.db.models import Control
-from casework.db.search import candidate_control_ids
+from casework.db.search import TermFrequencies, candidate_control_ids
 from casework.memory.similarity import content_words, control_similarity
 
 DEFAULT_K = 5
 DEFAULT_MIN_SCORE = 0.15
-CANDIDATES = 50
+CANDIDATES = 20
 NO_MEMORIES = "No prior expert reviews."
 
 
@@ -33,6 +33,7 @@ def retrieve(
     response: str,
     k: int = DEFAULT_K,
     min_score: float = DEFAULT_MIN_SCORE,
+    frequencies: TermFrequencies | None = None,
 ) -> list[Memory]:
     """The ``k`` active controls of this project and evaluator most similar to the interaction, best first,
     each scoring at least ``min_score``. Full-text search finds candidates; similarity orders them."""
@@ -43,27 +44,31 @@ def retrieve(
         evaluator_type=evaluator_type,
         terms=sorted(interaction),
         limit=CANDIDATES,
+        frequencies=frequencies,
     )
     if not ids:
         return []
-    controls = session.execute(select(Control).where(Control.id.in_(ids))).scalars()
-    scored = [
-        Memory(
-            control=control,
-            score=round(
-                control_similarity(
-                    interaction,
-                    control_interaction=content_words(f"{control.query or ''} {control.response or ''}"),
-                    control_notes=content_words(f"{control.reasoning} {' '.join(control.tags)}"),
-                ),
-                4,
-            ),
+    # Score from the text columns alone; whole controls are loaded only for the k kept.
+    texts = session.execute(
+        select(Control.id, Control.query, Control.response, Control.reasoning, Control.tags).where(
+            Control.id.in_(ids)
         )
-        for control in controls
-    ]
-    scored = [memory for memory in scored if memory.score >= min_score]
-    scored.sort(key=lambda memory: (-memory.score, memory.control.id))
-    return scored[:k]
+    )
+    scores = []
+    for control_id, control_query, control_response, reasoning, tags in texts:
+        score = control_similarity(
+            interaction,
+            control_interaction=content_words(f"{control_query or ''} {control_response or ''}"),
+            control_notes=content_words(f"{reasoning} {' '.join(tags)}"),
+        )
+        if score >= min_score:
+            scores.append((round(score, 4), control_id))
+    scores.sort(key=lambda pair: (-pair[0], pair[1]))
+    kept = {control_id: score for score, control_id in scores[:k]}
+    controls = session.execute(select(Control).where(Control.id.in_(list(kept)))).scalars()
+    memories = [Memory(control=control, score=kept[control.id]) for control in controls]
+    memories.sort(key=lambda memory: (-memory.score, memory.control.id))
+    return memories
 
 
 def format_memories(memories: list[Memory]) -> str:

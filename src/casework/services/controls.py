@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from casework.db.dialect import json_array_contains
 from casework.db.models import Control, ControlVersion
+from casework.db.search import TermFrequencies
 from casework.db.types import utcnow
 from casework.errors import ControlNotFound, ValidationFailed
 from casework.ids import new_id
@@ -275,9 +276,16 @@ def search_memory(
     query: str,
     response: str,
     k: int,
+    frequencies: TermFrequencies | None = None,
 ) -> list[Memory]:
     """What evaluation memory would give the judge for this interaction, with scores."""
     get_project(session, workspace_id=principal.workspace_id, project_id=project_id)
     return retrieve(
-        session, project_id=project_id, evaluator_type=evaluator_type, query=query, response=response, k=k
+        session,
+        project_id=project_id,
+        evaluator_type=evaluator_type,
+        query=query,
+        response=response,
+        k=k,
+        frequencies=frequencies,
     )

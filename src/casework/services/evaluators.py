@@ -83,14 +83,37 @@ def register_evaluator(
     return _register(session, project_id=project_id, definition=definition, actor=principal.identity)
 
 
-def resolve_evaluators(
+def find_evaluators(
     session: Session, *, principal: Principal, project_id: str, names: Sequence[str]
+) -> list[Evaluator] | None:
+    """Like :func:`resolve_evaluators`, reading only: None when a built-in has to be added first."""
+    try:
+        return resolve_evaluators(
+            session, principal=principal, project_id=project_id, names=names, add_builtins=False
+        )
+    except _BuiltinMissing:
+        return None
+
+
+class _BuiltinMissing(Exception):
+    pass
+
+
+def resolve_evaluators(
+    session: Session,
+    *,
+    principal: Principal,
+    project_id: str,
+    names: Sequence[str],
+    add_builtins: bool = True,
 ) -> list[Evaluator]:
     """The current version of each named evaluator; a built-in named for the first time is added to the project."""
     get_project(session, workspace_id=principal.workspace_id, project_id=project_id)
     found = []
     for name in dict.fromkeys(names):
         evaluator = latest(session, project_id=project_id, name=name)
+        if evaluator is None and name in BUILTINS and not add_builtins:
+            raise _BuiltinMissing(name)
         if evaluator is None and name in BUILTINS:
             evaluator, _ = _register(
                 session, project_id=project_id, definition=BUILTINS[name], actor="casework", builtin=True

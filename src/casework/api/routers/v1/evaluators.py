@@ -103,6 +103,7 @@ async def list_evaluations(
     "/controls/search", response_model=ControlSearchResult, summary="What evaluation memory would retrieve"
 )
 async def search_controls(
+    request: Request,
     db: Db,
     caller: Caller,
     project_id: Annotated[str, Query()],
@@ -119,6 +120,7 @@ async def search_controls(
         query=query,
         response=response,
         k=k,
+        frequencies=request.app.state.runner.frequencies,
     )
     return ControlSearchResult(
         controls=[

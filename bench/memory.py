@@ -1,0 +1,219 @@
+"""Evaluation memory at volume, and what Casework adds to each evaluation.
+
+Targets (2-core machine): retrieval p99 < 10 ms with 100,000 controls in one project on SQLite; at least 250
+evaluations/s through POST /api/v1/evaluations with a judge that answers in 200 ms, at concurrency 64.
+Controls are HaluEval's real queries and answers (shared/data), cycled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import insert
+
+from bench.loadgen import encode_request, run_load
+from bench.results import casework_server, free_port, halueval_rows, percentile, write_section
+from casework.db import migrate
+from casework.db.engine import Database
+from casework.db.models import Control, ControlVersion, Project, Workspace
+from casework.ids import new_id
+from casework.memory.retrieval import retrieve
+
+CONTROLS = 100_000
+CONCURRENCY = 64
+EVALUATIONS = 3_000
+JUDGE_DELAY = 0.2
+
+
+def seed_controls(database: Database, count: int) -> str:
+    data = halueval_rows()
+    rng = random.Random(3)
+    start = datetime.now(timezone.utc) - timedelta(days=90)
+    with database.transaction() as session:
+        workspace = session.query(Workspace).filter_by(name="default").one()
+        project = Project(id=new_id("prj"), workspace_id=workspace.id, name="memory-volume", created_at=start)
+        session.add(project)
+        project_id = project.id
+    batch: list[dict[str, Any]] = []
+    for i in range(count):
+        row = data[i % len(data)]
+        hallucinated = row["hallucination"] == "yes"
+        spans = ", ".join(row.get("hallucination_spans") or [])
+        reasoning = (
+            (f"Invents: {spans}." if spans else "Invents facts.")
+            if hallucinated
+            else "Stays with what is known."
+        )
+        created = start + timedelta(seconds=i * 60)
+        batch.append(
+            {
+                "id": new_id("ctl"),
+                "project_id": project_id,
+                "evaluator_type": "hallucination",
+                "classification": "hallucinated" if hallucinated else "faithful",
+                "reasoning": reasoning,
+                "tags": [rng.choice(["facts", "numbers", "names", "dates"])],
+                "reviewer": "bench@example.com",
+                "status": "active",
+                "version": 1,
+                "review_id": None,
+                "query": row["user_query"],
+                "response": row["chatgpt_response"],
+                "context": None,
+                "created_at": created,
+                "created_by": "bench",
+                "updated_at": created,
+            }
+        )
+        if len(batch) == 10_000 or i == count - 1:
+            with database.transaction() as session:
+                session.execute(insert(Control.__table__), batch)
+                session.execute(
+                    insert(ControlVersion.__table__),
+                    [
+                        {
+                            "control_id": c["id"],
+                            "version": 1,
+                            "classification": c["classification"],
+                            "reasoning": c["reasoning"],
+                            "tags": c["tags"],
+                            "status": "active",
+                            "changed_by": "bench",
+                            "changed_at": c["created_at"],
+                        }
+                        for c in batch
+                    ],
+                )
+            batch = []
+            print(f"\r  seeded {i + 1:,} controls", end="", flush=True)
+    print()
+    with database.engine.connect() as connection:
+        connection.exec_driver_sql("ANALYZE")
+    return project_id
+
+
+def retrieval_latencies(database: Database, project_id: str) -> tuple[list[float], float]:
+    data = halueval_rows()
+    rng = random.Random(5)
+    samples = [data[rng.randrange(len(data))] for _ in range(600)]
+    latencies = []
+    found = 0
+    with database.transaction(write=False) as session:
+        for i, row in enumerate(samples):
+            started = time.perf_counter()
+            memories = retrieve(
+                session,
+                project_id=project_id,
+                evaluator_type="hallucination",
+                query=row["user_query"],
+                response=row["chatgpt_response"],
+            )
+            if i >= 100:  # the first hundred warm the caches
+                latencies.append(time.perf_counter() - started)
+                found += bool(memories)
+    return latencies, found / len(latencies)
+
+
+def evaluation_rate(url: str, key: str) -> tuple[float, list[float], dict[int, int]]:
+    with httpx.Client(base_url=url, headers={"x-api-key": key}) as client:
+        project_id = client.post("/api/v1/projects", json={"name": "evaluation-rate"}).json()["id"]
+        client.post(
+            "/api/v1/evaluations",
+            json={
+                "project_id": project_id,
+                "evaluators": ["hallucination"],
+                "query": "warm",
+                "response": "up",
+            },
+        ).raise_for_status()
+    data = halueval_rows()
+    per_client = EVALUATIONS // CONCURRENCY
+    requests = []
+    for c in range(CONCURRENCY):
+        mine = []
+        for j in range(per_client):
+            row = data[(c * per_client + j) % len(data)]
+            body = json.dumps(
+                {
+                    "project_id": project_id,
+                    "evaluators": ["hallucination"],
+                    "query": row["user_query"],
+                    "response": row["chatgpt_response"],
+                }
+            ).encode()
+            mine.append(
+                encode_request(
+                    f"{url}/api/v1/evaluations",
+                    "POST",
+                    {"x-api-key": key, "content-type": "application/json"},
+                    body,
+                )
+            )
+        requests.append(mine)
+    result = asyncio.run(run_load(url, requests))
+    return result.rate, result.latencies, result.statuses
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as home:
+        with casework_server(Path(home)) as _:
+            pass  # first start: migrations, workspace, key
+        key = (Path(home) / "admin-key").read_text().strip()
+        database = Database.from_url(f"sqlite:///{Path(home) / 'casework.db'}")
+        migrate.upgrade(database)
+        print(f"seeding {CONTROLS:,} controls")
+        project_id = seed_controls(database, CONTROLS)
+        latencies, hit_rate = retrieval_latencies(database, project_id)
+        database.dispose()
+
+        judge_port = free_port()
+        judge = subprocess.Popen([sys.executable, "-m", "bench.judge", str(judge_port), str(JUDGE_DELAY)])
+        os.environ.update({"OPENAI_API_KEY": "bench", "OPENAI_BASE_URL": f"http://127.0.0.1:{judge_port}/v1"})
+        try:
+            time.sleep(1.5)
+            with casework_server(Path(home)) as (url, _):
+                rate, evaluation_latencies, statuses = evaluation_rate(url, key)
+        finally:
+            judge.terminate()
+            judge.wait()
+    assert set(statuses) == {200}, statuses
+
+    def ms(values: list[float], q: float) -> str:
+        return f"{percentile(values, q) * 1000:.1f} ms"
+
+    rows = [
+        (f"retrieval, {CONTROLS:,} controls in one project (SQLite): p50", ms(latencies, 0.5), ""),
+        ("same: p99", ms(latencies, 0.99), "< 10 ms"),
+        ("same: share of interactions with at least one memory", f"{hit_rate:.0%}", ""),
+        (
+            f"POST /api/v1/evaluations, judge answering in {JUDGE_DELAY * 1000:.0f} ms, {CONCURRENCY} clients",
+            f"{rate:.0f} evaluations/s",
+            ">= 250/s",
+        ),
+        ("same: p50 latency", ms(evaluation_latencies, 0.5), ""),
+        ("same: p99 latency", ms(evaluation_latencies, 0.99), ""),
+    ]
+    table = "| measure | result | target |\n|---|---|---|\n" + "\n".join(
+        f"| {a} | {b} | {c} |" for a, b, c in rows
+    )
+    print(table)
+    note = (
+        f"The ceiling for the second figure is {CONCURRENCY} / {JUDGE_DELAY} s = {CONCURRENCY / JUDGE_DELAY:.0f} "
+        "evaluations/s; the gap to it is Casework's own cost. The stand-in judge runs in its own process."
+    )
+    write_section("memory", f"{table}\n\n{note}")
+
+
+if __name__ == "__main__":
+    main()
