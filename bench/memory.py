@@ -27,6 +27,7 @@ from bench.results import casework_server, free_port, halueval_rows, percentile,
 from casework.db import migrate
 from casework.db.engine import Database
 from casework.db.models import Control, ControlVersion, Project, Workspace
+from casework.db.search import TermFrequencies
 from casework.ids import new_id
 from casework.memory.retrieval import retrieve
 
@@ -109,6 +110,7 @@ def retrieval_latencies(database: Database, project_id: str) -> tuple[list[float
     samples = [data[rng.randrange(len(data))] for _ in range(600)]
     latencies = []
     found = 0
+    frequencies = TermFrequencies()  # as each server process keeps one
     with database.transaction(write=False) as session:
         for i, row in enumerate(samples):
             started = time.perf_counter()
@@ -118,6 +120,7 @@ def retrieval_latencies(database: Database, project_id: str) -> tuple[list[float
                 evaluator_type="hallucination",
                 query=row["user_query"],
                 response=row["chatgpt_response"],
+                frequencies=frequencies,
             )
             if i >= 100:  # the first hundred warm the caches
                 latencies.append(time.perf_counter() - started)

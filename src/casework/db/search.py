@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import bindparam, text
 from sqlalchemy.orm import Session
 
 from casework.db.engine import read_only
@@ -131,8 +131,16 @@ def candidate_control_ids(
         return []
     if session.get_bind().dialect.name == "postgresql":
         return _postgresql(session, project_id, evaluator_type, terms[: max_terms * 3], limit)
-    table = (frequencies or TermFrequencies(ttl_seconds=0)).get(session)
+    table = frequencies.get(session) if frequencies is not None else _frequencies_of(session, terms)
     return _sqlite(session, project_id, evaluator_type, terms, limit, max_terms, table)
+
+
+def _frequencies_of(session: Session, terms: list[str]) -> dict[str, int]:
+    """Document counts of just these words: for callers without a TermFrequencies (a few ms, not a scan)."""
+    query = text("SELECT term, doc FROM controls_fts_terms WHERE term IN :terms").bindparams(
+        bindparam("terms", expanding=True)
+    )
+    return {term: doc for term, doc in session.execute(query, {"terms": terms})}
 
 
 def _sqlite(
