@@ -38,6 +38,7 @@ class JudgeServer:
         self.requests: list[dict[str, Any]] = []
         self.reply: Reply = confident("ambiguous", 0.3)
         self.delay_seconds = 0.0
+        self.logprobs: list[tuple[str, float]] | None = None
         self.base_url = ""
         self.app = FastAPI()
         self.app.post("/v1/chat/completions")(self._complete)
@@ -46,6 +47,17 @@ class JudgeServer:
         self.requests.clear()
         self.reply = confident("ambiguous", 0.3)
         self.delay_seconds = 0.0
+        self.logprobs = None
+
+    def _logprobs(self) -> dict[str, Any] | None:
+        if self.logprobs is None:
+            return None
+        return {
+            "content": [
+                {"token": token, "logprob": logprob, "bytes": None, "top_logprobs": []}
+                for token, logprob in self.logprobs
+            ]
+        }
 
     async def _complete(self, request: Request) -> JSONResponse:
         body = await request.json()
@@ -69,7 +81,7 @@ class JudgeServer:
                         "index": 0,
                         "message": {"role": "assistant", "content": content},
                         "finish_reason": "stop",
-                        "logprobs": None,
+                        "logprobs": self._logprobs(),
                     }
                 ],
                 "usage": {"prompt_tokens": 120, "completion_tokens": 20, "total_tokens": 140},

@@ -3,6 +3,7 @@ The judge is a real HTTP server (tests/judge_server.py) that records what it was
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -401,3 +402,19 @@ def test_feedback_settles_similar_pending_reviews_by_memory(
         admin.get("/api/v1/controls", params={"project_id": project_id}).json()["controls"][0]["id"]
         == control_id
     )
+
+
+def test_log_probabilities_cap_a_stated_confidence(
+    admin: httpx.Client, project_id: str, judge_server: JudgeServer
+) -> None:
+    content = '{"classification": "compliant", "confidence": 0.95, "explanation": "Fine."}'
+    head, tail = content.split("compliant", 1)
+    judge_server.reply = lambda _body: content
+    judge_server.logprobs = [(head, 0.0), ("compliant", math.log(0.5)), (tail, 0.0)]
+    evaluation = evaluate(admin, project_id, GUARANTEED)
+    assert evaluation["initial_confidence"] == 0.5, (
+        "the model gave its label probability 0.5, whatever it said"
+    )
+    assert evaluation["ambiguous"] is True
+    judge_server.logprobs = [(head, 0.0), ("compliant", math.log(0.99)), (tail, 0.0)]
+    assert evaluate(admin, project_id, GUARANTEED)["confidence"] == 0.95
