@@ -42,9 +42,12 @@ class JudgeServer:
         self.base_url = ""
         self.app = FastAPI()
         self.app.post("/v1/chat/completions")(self._complete)
+        self.app.post("/v1/embeddings")(self._embed)
+        self.embedding_requests: list[dict[str, Any]] = []
 
     def reset(self) -> None:
         self.requests.clear()
+        self.embedding_requests.clear()
         self.reply = confident("ambiguous", 0.3)
         self.delay_seconds = 0.0
         self.logprobs = None
@@ -87,3 +90,42 @@ class JudgeServer:
                 "usage": {"prompt_tokens": 120, "completion_tokens": 20, "total_tokens": 140},
             }
         )
+
+    async def _embed(self, request: Request) -> JSONResponse:
+        body = await request.json()
+        self.embedding_requests.append(body)
+        data = [
+            {"object": "embedding", "index": i, "embedding": embedding(text)}
+            for i, text in enumerate(body["input"])
+        ]
+        return JSONResponse(
+            {
+                "object": "list",
+                "data": data,
+                "model": body["model"],
+                "usage": {"prompt_tokens": 1, "total_tokens": 1},
+            }
+        )
+
+
+# A toy model that knows a few synonyms: enough to tell embedding similarity from word overlap.
+SYNONYMS = {
+    "broker": "advisor",
+    "adviser": "advisor",
+    "promised": "guaranteed",
+    "assured": "guaranteed",
+    "gains": "returns",
+    "profits": "returns",
+    "fixed": "guaranteed",
+}
+
+
+def embedding(text: str, dimensions: int = 64) -> list[float]:
+    import hashlib
+    import re
+
+    vector = [0.0] * dimensions
+    for word in re.findall(r"[a-z]{3,}", text.lower()):
+        word = SYNONYMS.get(word, word)
+        vector[int(hashlib.sha1(word.encode()).hexdigest(), 16) % dimensions] += 1.0
+    return vector

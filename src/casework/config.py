@@ -50,6 +50,13 @@ class Settings(BaseSettings):
             "A revoked key stops working on other processes within this time. 0 checks every request."
         ),
     )
+    embeddings_model: str | None = Field(
+        default=None,
+        description=(
+            "A model of the OpenAI-compatible /v1/embeddings endpoint (OPENAI_API_KEY, OPENAI_BASE_URL). When set, "
+            "evaluation memory ranks controls by embedding similarity combined with word overlap."
+        ),
+    )
     log_level: str = Field(default="info", description="Server log level: debug, info, warning or error.")
 
     @field_validator("home", mode="after")

@@ -19,6 +19,7 @@ from casework.config import Settings
 from casework.db.engine import Database
 from casework.evaluators.judge import LLMJudge
 from casework.evaluators.runner import EvaluationRunner
+from casework.memory.embeddings import Embedder
 
 
 def create_app(
@@ -47,8 +48,14 @@ def create_app(
     app.state.database = db
     app.state.metrics = Metrics()
     app.state.key_cache = KeyCache(settings.auth_cache_seconds)
+    judge = judge or LLMJudge.from_environment()
+    embedder = (
+        Embedder(judge.client, settings.embeddings_model)
+        if settings.embeddings_model and judge.client
+        else None
+    )
     app.state.runner = EvaluationRunner(
-        db, judge or LLMJudge.from_environment(), limiter=lambda: app.state.database_threads
+        db, judge, limiter=lambda: app.state.database_threads, embedder=embedder
     )
 
     install_error_handlers(app)

@@ -268,3 +268,14 @@ class Evaluation(Base):
     latency_ms: Mapped[float | None] = mapped_column(Float, default=None)
     error: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ControlEmbedding(Base):
+    """A control's embedding, per model: computed once, on first retrieval, and reused."""
+
+    __tablename__ = "control_embeddings"
+
+    control_id: Mapped[str] = mapped_column(ForeignKey("controls.id", ondelete="CASCADE"), primary_key=True)
+    model: Mapped[str] = mapped_column(String(200), primary_key=True)
+    vector: Mapped[list[float]] = mapped_column(JSONType)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

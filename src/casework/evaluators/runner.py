@@ -19,11 +19,24 @@ from casework.db.models import Evaluation, Evaluator
 from casework.db.search import TermFrequencies
 from casework.evaluators.judge import Interaction, JudgeError, LLMJudge, Verdict
 from casework.evaluators.precedent import precedent_verdict
-from casework.memory.retrieval import Memory, format_memories, retrieve
+from casework.memory.embeddings import Embedder, EmbeddingError, cosine
+from casework.memory.retrieval import (
+    DEFAULT_K,
+    DEFAULT_MIN_SCORE,
+    Candidate,
+    Memory,
+    best,
+    cached_embeddings,
+    format_memories,
+    load_memories,
+    store_embeddings,
+    word_candidates,
+)
 from casework.services.auth import Principal
 from casework.services.evaluations import EvaluationDraft, store_evaluations
 from casework.services.evaluators import definition_of, find_evaluators, resolve_evaluators
 from casework.services.memory_pass import plan_pass, resolve_by_memory
+from casework.services.projects import get_project
 
 logger = logging.getLogger("casework.evaluations")
 T = TypeVar("T")
@@ -31,10 +44,15 @@ T = TypeVar("T")
 
 class EvaluationRunner:
     def __init__(
-        self, database: Database, judge: LLMJudge, limiter: Callable[[], CapacityLimiter | None]
+        self,
+        database: Database,
+        judge: LLMJudge,
+        limiter: Callable[[], CapacityLimiter | None],
+        embedder: Embedder | None = None,
     ) -> None:
         self.database = database
         self.judge = judge
+        self.embedder = embedder
         self._limiter = limiter
         self.frequencies = TermFrequencies()
         self._new_controls: asyncio.Queue[str] | None = None
@@ -84,14 +102,61 @@ class EvaluationRunner:
         )
 
     async def memories(self, evaluator: Evaluator, interaction: Interaction) -> list[Memory]:
-        return await self._db(
-            retrieve,
-            write=False,
+        return await self.remember(
             project_id=evaluator.project_id,
             evaluator_type=evaluator.name,
             query=interaction.query,
             response=interaction.response,
+        )
+
+    async def remember(
+        self, *, project_id: str, evaluator_type: str, query: str, response: str, k: int = DEFAULT_K
+    ) -> list[Memory]:
+        """The controls the judge gets in {memories}: full-text candidates scored by word overlap, and, with
+        an embeddings model configured, by the mean of that and embedding similarity."""
+        candidates = await self._db(
+            word_candidates,
+            write=False,
+            project_id=project_id,
+            evaluator_type=evaluator_type,
+            query=query,
+            response=response,
             frequencies=self.frequencies,
+        )
+        if not candidates:
+            return []
+        scores = {c.control_id: c.word_score for c in candidates}
+        if self.embedder is not None:
+            try:
+                scores = await self._with_embeddings(candidates, f"{query}\n{response}")
+            except EmbeddingError as exc:  # memory by words is still memory
+                logger.warning("embeddings unavailable, ranking by words: %s", exc)
+        ranked = best(scores, k=k, min_score=DEFAULT_MIN_SCORE)
+        return await self._db(load_memories, write=False, ranked=ranked) if ranked else []
+
+    async def _with_embeddings(self, candidates: list[Candidate], interaction: str) -> dict[str, float]:
+        assert self.embedder is not None
+        model = self.embedder.model
+        ids = [c.control_id for c in candidates]
+        vectors = await self._db(cached_embeddings, write=False, control_ids=ids, model=model)
+        missing = [c for c in candidates if c.control_id not in vectors]
+        embedded = await self.embedder.embed([interaction] + [c.text for c in missing])
+        new = {c.control_id: vector for c, vector in zip(missing, embedded[1:], strict=True)}
+        if new:
+            await self._db(store_embeddings, write=True, vectors=new, model=model)
+        vectors.update(new)
+        return {
+            c.control_id: 0.5 * c.word_score + 0.5 * max(0.0, cosine(embedded[0], vectors[c.control_id]))
+            for c in candidates
+        }
+
+    async def search(
+        self, *, principal: Principal, project_id: str, evaluator_type: str, query: str, response: str, k: int
+    ) -> list[Memory]:
+        """What {memories} would hold for this interaction (GET /api/v1/controls/search)."""
+        await self._db(get_project, write=False, workspace_id=principal.workspace_id, project_id=project_id)
+        return await self.remember(
+            project_id=project_id, evaluator_type=evaluator_type, query=query, response=response, k=k
         )
 
     async def run_one(self, evaluator: Evaluator, interaction: Interaction) -> EvaluationDraft:

@@ -12,11 +12,9 @@ from sqlalchemy.orm import Session
 
 from casework.db.dialect import json_array_contains
 from casework.db.models import Control, ControlVersion
-from casework.db.search import TermFrequencies
 from casework.db.types import utcnow
 from casework.errors import ControlNotFound, ValidationFailed
 from casework.ids import new_id
-from casework.memory.retrieval import Memory, retrieve
 from casework.services import audit
 from casework.services.auth import Principal
 from casework.services.pagination import decode_cursor, encode_cursor
@@ -265,27 +263,3 @@ def list_controls(
     )
     next_cursor = encode_cursor(rows[limit - 1].created_at, rows[limit - 1].id) if len(rows) > limit else None
     return ControlPage(controls=rows[:limit], next_cursor=next_cursor)
-
-
-def search_memory(
-    session: Session,
-    *,
-    principal: Principal,
-    project_id: str,
-    evaluator_type: str,
-    query: str,
-    response: str,
-    k: int,
-    frequencies: TermFrequencies | None = None,
-) -> list[Memory]:
-    """What evaluation memory would give the judge for this interaction, with scores."""
-    get_project(session, workspace_id=principal.workspace_id, project_id=project_id)
-    return retrieve(
-        session,
-        project_id=project_id,
-        evaluator_type=evaluator_type,
-        query=query,
-        response=response,
-        k=k,
-        frequencies=frequencies,
-    )

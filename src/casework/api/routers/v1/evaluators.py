@@ -22,7 +22,6 @@ from casework.evaluators.definitions import EvaluatorDefinition
 from casework.evaluators.judge import Interaction
 from casework.evaluators.runner import EvaluationRunner
 from casework.memory.retrieval import DEFAULT_K, format_memories
-from casework.services import controls as control_service
 from casework.services import evaluations as evaluation_service
 from casework.services import evaluators as evaluator_service
 
@@ -104,7 +103,6 @@ async def list_evaluations(
 )
 async def search_controls(
     request: Request,
-    db: Db,
     caller: Caller,
     project_id: Annotated[str, Query()],
     evaluator_type: Annotated[str, Query()],
@@ -112,15 +110,14 @@ async def search_controls(
     response: Annotated[str, Query(max_length=100_000)] = "",
     k: Annotated[int, Query(ge=1, le=50)] = DEFAULT_K,
 ) -> ControlSearchResult:
-    memories = await db(
-        control_service.search_memory,
+    runner: EvaluationRunner = request.app.state.runner
+    memories = await runner.search(
         principal=caller,
         project_id=project_id,
         evaluator_type=evaluator_type,
         query=query,
         response=response,
         k=k,
-        frequencies=request.app.state.runner.frequencies,
     )
     return ControlSearchResult(
         controls=[
