@@ -23,7 +23,14 @@ import httpx
 from sqlalchemy import insert
 
 from bench.loadgen import encode_request, run_load
-from bench.results import casework_server, free_port, halueval_rows, percentile, write_section
+from bench.results import (
+    casework_server,
+    free_port,
+    halueval_rows,
+    measures_table,
+    milliseconds,
+    write_section,
+)
 from casework.db import migrate
 from casework.db.engine import Database
 from casework.db.models import Control, ControlVersion, Project, Workspace
@@ -192,24 +199,19 @@ def main() -> None:
             judge.wait()
     assert set(statuses) == {200}, statuses
 
-    def ms(values: list[float], q: float) -> str:
-        return f"{percentile(values, q) * 1000:.1f} ms"
-
     rows = [
-        (f"retrieval, {CONTROLS:,} controls in one project (SQLite): p50", ms(latencies, 0.5), ""),
-        ("same: p99", ms(latencies, 0.99), "< 10 ms"),
+        (f"retrieval, {CONTROLS:,} controls in one project (SQLite): p50", milliseconds(latencies, 0.5), ""),
+        ("same: p99", milliseconds(latencies, 0.99), "< 10 ms"),
         ("same: share of interactions with at least one memory", f"{hit_rate:.0%}", ""),
         (
             f"POST /api/v1/evaluations, judge answering in {JUDGE_DELAY * 1000:.0f} ms, {CONCURRENCY} clients",
             f"{rate:.0f} evaluations/s",
             ">= 250/s",
         ),
-        ("same: p50 latency", ms(evaluation_latencies, 0.5), ""),
-        ("same: p99 latency", ms(evaluation_latencies, 0.99), ""),
+        ("same: p50 latency", milliseconds(evaluation_latencies, 0.5), ""),
+        ("same: p99 latency", milliseconds(evaluation_latencies, 0.99), ""),
     ]
-    table = "| measure | result | target |\n|---|---|---|\n" + "\n".join(
-        f"| {a} | {b} | {c} |" for a, b, c in rows
-    )
+    table = measures_table(rows)
     print(table)
     note = (
         f"The ceiling for the second figure is {CONCURRENCY} / {JUDGE_DELAY} s = {CONCURRENCY / JUDGE_DELAY:.0f} "

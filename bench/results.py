@@ -31,6 +31,18 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[index]
 
 
+def milliseconds(values: list[float], fraction: float) -> str:
+    """A percentile of latencies in seconds, as milliseconds."""
+    return f"{percentile(values, fraction) * 1000:.1f} ms"
+
+
+def measures_table(rows: list[tuple[str, str, str]]) -> str:
+    """The markdown table every benchmark writes: measure, result, target."""
+    return "| measure | result | target |\n|---|---|---|\n" + "\n".join(
+        f"| {a} | {b} | {c} |" for a, b, c in rows
+    )
+
+
 def machine() -> str:
     return f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
 

@@ -24,7 +24,8 @@ from bench.loadgen import encode_request, run_load
 from bench.results import (
     casework_server,
     halueval_rows,
-    percentile,
+    measures_table,
+    milliseconds,
     postgres_database,
     rss_megabytes,
     write_section,
@@ -204,15 +205,16 @@ def run(backend: str, database_url: str | None, home: Path) -> list[tuple[str, s
         bulk = bulk_seconds(client, ids[300:1300])
         rows, rate, peak_mb = export_rate(client, project_id, process.pid)
 
-    def ms(values: list[float], q: float) -> str:
-        return f"{percentile(values, q) * 1000:.1f} ms"
-
     n = f"{count:,}"
     return [
-        (f"{backend}, {n} reviews: page of 50 pending, 4 clients at 5 req/s: p50", ms(listing, 0.5), ""),
-        ("same: p99", ms(listing, 0.99), "< 30 ms"),
-        (f"{backend}: submit feedback, one at a time (300): p50", ms(feedback, 0.5), ""),
-        ("same: p99", ms(feedback, 0.99), "< 50 ms"),
+        (
+            f"{backend}, {n} reviews: page of 50 pending, 4 clients at 5 req/s: p50",
+            milliseconds(listing, 0.5),
+            "",
+        ),
+        ("same: p99", milliseconds(listing, 0.99), "< 30 ms"),
+        (f"{backend}: submit feedback, one at a time (300): p50", milliseconds(feedback, 0.5), ""),
+        ("same: p99", milliseconds(feedback, 0.99), "< 50 ms"),
         (f"{backend}: bulk feedback, 1,000 items", f"{bulk:.2f} s", "< 2 s"),
         (f"{backend}: export all {rows:,} as JSONL", f"{rate:,.0f} rows/s", ">= 50,000 rows/s"),
         ("same: server peak resident memory", f"{peak_mb:.0f} MB", "< 300 MB"),
@@ -229,9 +231,7 @@ def main() -> None:
             else:
                 with postgres_database() as url:
                     rows += run(backend, url, Path(home))
-    table = "| measure | result | target |\n|---|---|---|\n" + "\n".join(
-        f"| {a} | {b} | {c} |" for a, b, c in rows
-    )
+    table = measures_table(rows)
     print(table)
     write_section(
         "review_queue", table + "\n\nHalf the reviews are resolved; all in one project (the worst case)."

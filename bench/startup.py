@@ -16,7 +16,14 @@ from pathlib import Path
 import httpx
 
 from bench.loadgen import encode_request, run_load
-from bench.results import casework_server, free_port, percentile, wait_ready, write_section
+from bench.results import (
+    casework_server,
+    free_port,
+    measures_table,
+    milliseconds,
+    wait_ready,
+    write_section,
+)
 
 CLIENTS = 50
 REQUESTS_PER_CLIENT = 100
@@ -66,27 +73,22 @@ def main() -> None:
         saturated, throughput = load(url, key, pace=None)
         paced = [(rate, *load(url, key, pace=rate)) for rate in PACED_RATES_PER_CLIENT]
 
-    def ms(values: list[float], q: float) -> str:
-        return f"{percentile(values, q) * 1000:.1f} ms"
-
     rows = [("cold start to /readyz, fresh SQLite home (median of 3)", f"{sorted(starts)[1]:.2f} s", "< 3 s")]
     for rate, latencies, achieved in paced:
         rows.append(
             (
                 f"GET /api/v1/projects, {CLIENTS} clients at {rate:.0f} req/s each ({achieved:.0f} req/s): p50",
-                ms(latencies, 0.5),
+                milliseconds(latencies, 0.5),
                 "",
             )
         )
-        rows.append(("same: p99", ms(latencies, 0.99), "< 20 ms"))
+        rows.append(("same: p99", milliseconds(latencies, 0.99), "< 20 ms"))
     rows += [
         (f"GET /api/v1/projects, {CLIENTS} clients back to back: throughput", f"{throughput:.0f} req/s", ""),
-        ("same: p50", ms(saturated, 0.5), ""),
-        ("same: p99", ms(saturated, 0.99), ""),
+        ("same: p50", milliseconds(saturated, 0.5), ""),
+        ("same: p99", milliseconds(saturated, 0.99), ""),
     ]
-    table = "| measure | result | target |\n|---|---|---|\n" + "\n".join(
-        f"| {a} | {b} | {c} |" for a, b, c in rows
-    )
+    table = measures_table(rows)
     print(table)
     note = (
         "One `casework serve` process on SQLite; the load generator (bench/loadgen.py) runs on the same machine.\n"
