@@ -21,7 +21,7 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $@ $(VENV)/.installed
 
-serve: $(VENV)/.installed ## create .venv, install, migrate and start the server and web UI on 127.0.0.1:8000
+serve: $(VENV)/.installed ## create .venv, install, migrate and start the server on 127.0.0.1:8000
 	$(BIN)/casework serve
 
 test: $(VENV)/.installed-dev ## install the dev dependencies and run the whole suite (SQLite and PostgreSQL)

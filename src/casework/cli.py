@@ -51,7 +51,7 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on (default: CASEWORK_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on (default: CASEWORK_PORT).")] = None,
 ) -> None:
-    """Apply migrations, create the first admin key on an empty database, and start the server and web UI."""
+    """Apply migrations, create the first admin key and the demo on an empty database, and start the server."""
     import uvicorn
 
     from casework.api.app import create_app
