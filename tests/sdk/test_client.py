@@ -1,0 +1,116 @@
+"""casework.Client against a real server, as an engineer would use it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+import casework
+from casework import errors
+from tests.judge_server import JudgeServer, confident
+from tests.support import POLICY_EVALUATOR, Tenant, free_port
+
+
+@pytest.fixture
+def client(tenant: Tenant) -> Iterator[casework.Client]:
+    with casework.Client(api_key=tenant.keys["reviewer"], base_url=tenant.base_url) as client:
+        yield client
+
+
+def test_the_public_face() -> None:
+    assert casework.__all__ == ["Client", "CustomEvaluator", "Evaluators", "__version__", "errors"]
+    assert "correctness" in casework.Evaluators.BUILTIN
+
+
+def test_reads_its_settings_from_the_environment(tenant: Tenant, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CASEWORK_API_KEY", tenant.keys["viewer"])
+    monkeypatch.setenv("CASEWORK_BASE_URL", tenant.base_url)
+    with casework.Client() as client:
+        assert client.workspace()["name"] == tenant.name
+
+
+def test_the_review_loop(client: casework.Client) -> None:
+    project = client.project("hitl-demo")
+    assert client.project("hitl-demo") == project
+    for i in range(3):
+        client.enqueue_review(
+            project["id"],
+            evaluator_type="policy-adherence",
+            query=f"case {i}",
+            response="r",
+            options=["compliant", "non_compliant"],
+            priority=i,
+        )
+    pending = list(client.iter_reviews(project["id"], page_size=2))
+    assert [r["query"] for r in pending] == ["case 2", "case 1", "case 0"]
+    accepted = client.submit_feedback(
+        pending[0]["id"],
+        classification="non_compliant",
+        reasoning="Because.",
+        reviewer="[email protected]",
+        tags=["why"],
+    )
+    assert accepted["status"] == "accepted"
+    with pytest.raises(errors.ReviewAlreadyResolved) as raised:
+        client.submit_feedback(pending[0]["id"], classification="compliant", reasoning="No.", reviewer="x")
+    assert raised.value.details["resolution"]["classification"] == "non_compliant"
+    with pytest.raises(errors.ValidationFailed) as invalid:
+        client.submit_feedback(pending[1]["id"], classification="maybe", reasoning="?", reviewer="x")
+    assert invalid.value.details["allowed"] == ["compliant", "non_compliant"]
+    with pytest.raises(errors.ReviewNotFound):
+        client.get_review("rev_nope")
+
+    exported = list(client.export_reviews(project["id"]))
+    assert [r["id"] for r in exported] == [r["id"] for r in pending[1:]]
+    result = client.bulk_feedback(
+        [
+            {"review_id": r["id"], "classification": "compliant", "reasoning": "Fine.", "reviewer": "x"}
+            for r in exported
+        ]
+    )
+    assert (result["accepted"], result["rejected"]) == (2, 0)
+
+    controls = list(client.iter_controls(project["id"], page_size=1))
+    assert len(controls) == 3
+    edited = client.update_control(accepted["control_id"], tags=["why", "edited"])
+    assert edited["version"] == 2
+    assert [v["version"] for v in client.control_history(accepted["control_id"])] == [2, 1]
+    assert client.retire_control(accepted["control_id"])["status"] == "retired"
+    assert len(list(client.iter_controls(project["id"]))) == 2
+
+
+def test_evaluate_with_a_custom_evaluator(client: casework.Client, judge_server: JudgeServer) -> None:
+    project = client.project("evaluations")
+    policy = casework.Evaluators.custom(**{k: v for k, v in POLICY_EVALUATOR.items()})  # type: ignore[arg-type]
+    judge_server.reply = confident("compliant", 0.9)
+    [evaluation] = client.evaluate(
+        project["id"], [policy], query="Can I close my account?", response="Yes, here is how."
+    )
+    assert (evaluation["evaluator_type"], evaluation["classification"]) == ("policy-adherence", "compliant")
+
+
+def test_a_bad_definition_fails_before_any_request() -> None:
+    with pytest.raises(errors.ValidationFailed, match="memories"):
+        casework.Evaluators.custom(
+            name="x",
+            options=["a", "b"],
+            evaluation_system_prompt="s {query}",
+            evaluation_human_prompt="h {response}",
+            reeval_system_prompt="s",
+            reeval_human_prompt="h {query}",
+        )
+
+
+def test_a_wrong_key_or_a_missing_server_say_which(tenant: Tenant) -> None:
+    with (
+        casework.Client(api_key="cw_sk_wrong", base_url=tenant.base_url) as client,
+        pytest.raises(errors.Unauthenticated),
+    ):
+        client.workspace()
+    unreachable = f"http://127.0.0.1:{free_port()}"
+    with (
+        casework.Client(api_key="k", base_url=unreachable) as client,
+        pytest.raises(errors.ServiceUnavailable, match="Cannot reach Casework"),
+    ):
+        client.workspace()
