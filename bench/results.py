@@ -68,12 +68,19 @@ def free_port() -> int:
 
 @contextmanager
 def casework_server(
-    home: Path, *, database_url: str | None = None, port: int | None = None
+    home: Path, *, database_url: str | None = None, port: int | None = None, workers: int = 1
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """Run ``casework serve`` as a user would; yield its URL and process once /readyz answers."""
     port = port or free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CASEWORK_")}
-    env.update({"CASEWORK_HOME": str(home), "CASEWORK_PORT": str(port), "CASEWORK_LOG_LEVEL": "warning"})
+    env.update(
+        {
+            "CASEWORK_HOME": str(home),
+            "CASEWORK_PORT": str(port),
+            "CASEWORK_LOG_LEVEL": "warning",
+            "CASEWORK_WORKERS": str(workers),
+        }
+    )
     if database_url:
         env["CASEWORK_DATABASE_URL"] = database_url
     process = subprocess.Popen(

@@ -176,3 +176,18 @@ def assert_the_demo_shows_the_loop(url: str, key: str) -> None:
         by_memory = [r for r in settled["reviews"] if r["resolution"]["resolved_by"] == "memory"]
         assert len(by_memory) == 4
         assert all("guaranteed returns" in str(r["query"]) for r in by_memory)
+
+
+def test_several_workers_serve_together_and_metrics_add_up(env: dict[str, str]) -> None:
+    with serving({**env, "CASEWORK_WORKERS": "2"}) as (url, _output):
+        key = (Path(env["CASEWORK_HOME"]) / "admin-key").read_text().strip()
+        with httpx.Client(base_url=url, headers={"x-api-key": key}) as client:
+            for _ in range(20):  # new connections each time: both workers get some
+                assert httpx.get(f"{url}/api/v1/projects", headers={"x-api-key": key}).status_code == 200
+            text = client.get("/metrics").text
+    line = next(
+        row
+        for row in text.splitlines()
+        if row.startswith('casework_http_requests_total{method="GET",route="/api/v1/projects",status="200"}')
+    )
+    assert float(line.split()[-1]) == 20.0

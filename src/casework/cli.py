@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -50,13 +52,16 @@ def _write_secret_file(path: Path, secret: str) -> None:
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on (default: CASEWORK_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on (default: CASEWORK_PORT).")] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Server processes, one core each (default: CASEWORK_WORKERS, 1).")
+    ] = None,
 ) -> None:
     """Apply migrations, create the first admin key and the demo on an empty database, and start the server."""
     import uvicorn
 
     from casework.api.app import create_app
 
-    overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    overrides = {k: v for k, v in {"host": host, "port": port, "workers": workers}.items() if v is not None}
     settings = Settings(**overrides)  # type: ignore[arg-type]
     database = _open_database(settings)
     migrate.upgrade(database)
@@ -84,8 +89,26 @@ def serve(
             f"The first admin key was saved in {settings.admin_key_path} on first start; make another with "
             "`casework keys create --workspace default --role admin --name <you>`.\n"
         )
-    app_instance = create_app(settings, database=database)
-    uvicorn.run(app_instance, host=settings.host, port=settings.port, log_level=settings.log_level)
+    if settings.workers == 1:
+        app_instance = create_app(settings, database=database)
+        uvicorn.run(app_instance, host=settings.host, port=settings.port, log_level=settings.log_level)
+        return
+    database.dispose()
+    # Each worker process builds its app from the environment; the metrics of all of them are kept in files
+    # in a fresh folder, which /metrics adds up (prometheus_client's multiprocess mode).
+    os.environ.update({f"CASEWORK_{k.upper()}": str(v) for k, v in overrides.items()})
+    metrics_folder = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="casework-metrics-")
+    try:
+        uvicorn.run(
+            "casework.api.app:app_from_environment",
+            factory=True,
+            workers=settings.workers,
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level,
+        )
+    finally:
+        shutil.rmtree(metrics_folder, ignore_errors=True)
 
 
 @db_app.command("upgrade")

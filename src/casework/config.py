@@ -31,6 +31,14 @@ class Settings(BaseSettings):
     )
     host: str = Field(default="127.0.0.1", description="Address the server listens on.")
     port: int = Field(default=8000, ge=0, le=65535, description="Port the server listens on.")
+    workers: int = Field(
+        default=1,
+        ge=1,
+        description=(
+            "Server processes on this machine. One Python process uses one core; set the number of cores to use "
+            "them all (they share the database; /metrics adds up all of them)."
+        ),
+    )
     db_pool_size: int = Field(
         default=10, ge=1, description="Database connections kept open per process (PostgreSQL and SQLite)."
     )

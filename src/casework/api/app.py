@@ -73,3 +73,8 @@ def create_app(
         return RedirectResponse("/docs")
 
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app with settings from the environment: for ``casework serve --workers N`` and ``uvicorn --factory``."""
+    return create_app(Settings())

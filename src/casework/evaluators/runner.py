@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -39,6 +40,7 @@ from casework.services.memory_pass import plan_pass, resolve_by_memory
 from casework.services.projects import get_project
 
 logger = logging.getLogger("casework.evaluations")
+EVALUATOR_CACHE_SECONDS = 5.0
 T = TypeVar("T")
 
 
@@ -55,6 +57,7 @@ class EvaluationRunner:
         self.embedder = embedder
         self._limiter = limiter
         self.frequencies = TermFrequencies()
+        self._evaluator_cache: dict[tuple[str, str, tuple[str, ...]], tuple[float, list[Evaluator]]] = {}
         self._new_controls: asyncio.Queue[str] | None = None
         self._pass_task: asyncio.Task[None] | None = None
         self.passes_done = 0
@@ -100,6 +103,31 @@ class EvaluationRunner:
             trace_id=trace_id,
             span_id=span_id,
         )
+
+    async def _evaluators(self, principal: Principal, project_id: str, names: list[str]) -> list[Evaluator]:
+        """The current versions, from a cache of a few seconds: looking them up cost an eighth of the server's
+        CPU per evaluation (bench/memory.py). Versions never change once made, so a cached one is a real
+        version, and every evaluation records which; a new registration here takes effect at once."""
+        key = (principal.workspace_id, project_id, tuple(names))
+        cached = self._evaluator_cache.get(key)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        # Reading is enough once the project has these evaluators; only a first use of a built-in writes.
+        found = await self._db(
+            find_evaluators, write=False, principal=principal, project_id=project_id, names=names
+        )
+        if found is None:
+            found = await self._db(
+                resolve_evaluators, write=True, principal=principal, project_id=project_id, names=names
+            )
+        if len(self._evaluator_cache) > 10_000:
+            self._evaluator_cache.clear()
+        self._evaluator_cache[key] = (time.monotonic() + EVALUATOR_CACHE_SECONDS, found)
+        return found
+
+    def evaluators_changed(self, project_id: str) -> None:
+        for key in [k for k in self._evaluator_cache if k[1] == project_id]:
+            self._evaluator_cache.pop(key, None)
 
     async def memories(self, evaluator: Evaluator, interaction: Interaction) -> list[Memory]:
         return await self.remember(

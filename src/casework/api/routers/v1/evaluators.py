@@ -32,7 +32,7 @@ router = APIRouter(prefix="/api/v1", tags=["evaluators"])
     "/evaluators", response_model=EvaluatorPublic, status_code=201, summary="Register a custom evaluator"
 )
 async def register_evaluator(
-    body: EvaluatorCreate, db: Db, caller: Caller, response: Response
+    body: EvaluatorCreate, request: Request, db: Db, caller: Caller, response: Response
 ) -> EvaluatorPublic:
     fields = body.model_dump(exclude={"project_id"})
     definition = EvaluatorDefinition(**{**fields, "options": tuple(body.options)})
@@ -42,6 +42,7 @@ async def register_evaluator(
         project_id=body.project_id,
         definition=definition,
     )
+    request.app.state.runner.evaluators_changed(body.project_id)
     response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
     return EvaluatorPublic.model_validate(evaluator)
 
