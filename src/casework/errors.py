@@ -72,10 +72,6 @@ class EvaluatorNotFound(NotFound):
     code = "evaluator_not_found"
 
 
-class EvaluationNotFound(NotFound):
-    code = "evaluation_not_found"
-
-
 class MethodNotAllowed(CaseworkError):
     status_code = 405
     code = "method_not_allowed"

@@ -24,13 +24,6 @@ def test_entries_expire_after_the_ttl() -> None:
     assert cache.get("h") is None
 
 
-def test_forget_drops_a_revoked_key_at_once() -> None:
-    cache = KeyCache(60)
-    cache.put("h", ALICE)
-    cache.forget("key_a")
-    assert cache.get("h") is None
-
-
 def test_zero_ttl_caches_nothing_and_size_is_bounded() -> None:
     off = KeyCache(0)
     off.put("h", ALICE)

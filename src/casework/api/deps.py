@@ -103,7 +103,7 @@ Db = Annotated[UnitOfWork, Depends(unit_of_work)]
 class KeyCache:
     """Recently authenticated keys, for ``ttl_seconds``: most requests then need no key lookup.
 
-    A revoked key stops working on this process at once (``forget``) and on other processes within the TTL.
+    A revoked key stops working on every process within the TTL.
     """
 
     def __init__(
@@ -130,10 +130,6 @@ class KeyCache:
         self._entries.move_to_end(key_hash)
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
-
-    def forget(self, key_id: str) -> None:
-        for key_hash in [h for h, (_, p) in self._entries.items() if p.key_id == key_id]:
-            self._entries.pop(key_hash, None)
 
 
 def api_key_from_request(request: Request) -> str | None:

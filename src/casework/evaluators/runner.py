@@ -60,7 +60,6 @@ class EvaluationRunner:
         self._evaluator_cache: dict[tuple[str, str, tuple[str, ...]], tuple[float, list[Evaluator]]] = {}
         self._new_controls: asyncio.Queue[str] | None = None
         self._pass_task: asyncio.Task[None] | None = None
-        self.passes_done = 0
         self._passing = False
 
     async def _db(self, function: Callable[..., T], /, *, write: bool, **kwargs: Any) -> T:
@@ -237,7 +236,6 @@ class EvaluationRunner:
                 logger.exception("memory pass for %s failed", control_ids)
             finally:
                 self._passing = False
-            self.passes_done += 1
 
     @property
     def idle(self) -> bool:

@@ -46,10 +46,6 @@ class Principal:
                 "This API key is read-only (role viewer).", details={"role": self.role.value}
             )
 
-    def require_admin(self) -> None:
-        if self.role is not Role.admin:
-            raise PermissionDenied("This needs an admin API key.", details={"role": self.role.value})
-
 
 @dataclass(frozen=True)
 class CreatedKey:
