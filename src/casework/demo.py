@@ -196,13 +196,18 @@ def seed_demo(database: Database, *, workspace_id: str, judge: LLMJudge | None =
 
     async def judge_all() -> None:
         runner = EvaluationRunner(database, judge, limiter=lambda: limiter)
-        for query, response in INTERACTIONS:
-            await runner.evaluate(
-                principal=principal,
-                project_id=project_id,
-                evaluators=evaluators,
-                interaction=Interaction(query=query, response=response),
-            )
+        gate = asyncio.Semaphore(8)  # with a real model, 30 cases one by one would hold up the first start
+
+        async def judge_one(query: str, response: str) -> None:
+            async with gate:
+                await runner.evaluate(
+                    principal=principal,
+                    project_id=project_id,
+                    evaluators=evaluators,
+                    interaction=Interaction(query=query, response=response),
+                )
+
+        await asyncio.gather(*(judge_one(query, response) for query, response in INTERACTIONS))
         await runner.aclose()
 
     limiter = CapacityLimiter(2)
