@@ -36,7 +36,12 @@ def database_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
 @pytest.fixture(scope="session")
 def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     # Keys are checked on every request here, so tests that revoke a key see the effect at once.
-    return Settings(home=tmp_path_factory.mktemp("home"), database_url=database_url, auth_cache_seconds=0)
+    return Settings(
+        home=tmp_path_factory.mktemp("home"),
+        database_url=database_url,
+        auth_cache_seconds=0,
+        max_body_bytes=1024 * 1024,
+    )
 
 
 @pytest.fixture(scope="session")

@@ -65,6 +65,11 @@ class Settings(BaseSettings):
             "evaluation memory ranks controls by embedding similarity combined with word overlap."
         ),
     )
+    max_body_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        ge=1024,
+        description="The largest request body accepted, in bytes; a larger one gets 413 payload_too_large.",
+    )
     log_level: str = Field(default="info", description="Server log level: debug, info, warning or error.")
 
     @field_validator("home", mode="after")

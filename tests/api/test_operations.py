@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import httpx
 
+from casework.config import Settings
 from tests.support import Tenant
 
 
@@ -50,4 +51,21 @@ def test_malformed_json_is_422_and_writes_nothing(admin: httpx.Client, tenant: T
     error = response.json()["error"]
     assert error["code"] == "validation_error"
     assert error["details"]["errors"][0]["type"] == "json_invalid"
+    assert admin.get("/api/v1/projects").json() == {"projects": []}
+
+
+def test_an_oversized_body_is_413_in_the_error_shape_declared_or_not(
+    admin: httpx.Client, settings: Settings
+) -> None:
+    body = b'{"name": "' + b"x" * (settings.max_body_bytes + 10) + b'"}'
+    declared = admin.post("/api/v1/projects", content=body, headers={"content-type": "application/json"})
+    assert declared.status_code == 413
+    assert declared.json()["error"]["code"] == "payload_too_large"
+    streamed = admin.post(
+        "/api/v1/projects",
+        content=iter([body[:1000], body[1000:]]),
+        headers={"content-type": "application/json"},
+    )
+    assert streamed.status_code == 413
+    assert streamed.json()["error"]["code"] == "payload_too_large"
     assert admin.get("/api/v1/projects").json() == {"projects": []}

@@ -11,7 +11,7 @@ from fastapi.responses import RedirectResponse
 
 from casework import __version__
 from casework.api.deps import KeyCache
-from casework.api.errors import install_error_handlers
+from casework.api.errors import RejectLargeBodies, install_error_handlers
 from casework.api.metrics import Metrics, MetricsMiddleware
 from casework.api.routers import health
 from casework.api.routers.v1 import controls, evaluators, projects, reviews
@@ -59,6 +59,7 @@ def create_app(
     )
 
     install_error_handlers(app)
+    app.add_middleware(RejectLargeBodies, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
 
     app.include_router(health.router)

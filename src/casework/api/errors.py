@@ -8,9 +8,18 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from casework.errors import CaseworkError, InternalError, RateLimited, ServiceUnavailable, ValidationFailed
+from casework.errors import (
+    CaseworkError,
+    InternalError,
+    PayloadTooLarge,
+    RateLimited,
+    ServiceUnavailable,
+    ValidationFailed,
+)
 
 logger = logging.getLogger("casework.api")
 
@@ -64,3 +73,59 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         logger.exception("unhandled error on %s %s", request.method, request.url.path)
         return error_response(InternalError("Something went wrong on the server; it has been logged."))
+
+
+class RejectLargeBodies:
+    """The request body limit, in the one error shape: a body that declares a larger Content-Length is refused
+    before it is read; one that does not is counted as it arrives and refused when it passes the limit.
+    Without a limit any client could fill the server's memory."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    def _error(self, size: str) -> PayloadTooLarge:
+        return PayloadTooLarge(
+            f"The request body is {size} bytes; the limit is {self.max_body_bytes}.",
+            details={"limit": self.max_body_bytes},
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+            await error_response(self._error(declared))(scope, receive, send)
+            return
+        received = 0
+        too_large = False
+        started = False
+
+        async def counted() -> Message:
+            # Past the limit the app is told the client left, and stops reading; our 413 goes out instead.
+            nonlocal received, too_large
+            if too_large:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    too_large = True
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def guarded(message: Message) -> None:
+            nonlocal started
+            if too_large and not started:
+                return  # the app's reply to a body it never got; ours is sent below
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted, guarded)
+        except Exception:
+            if not too_large:
+                raise
+        if too_large and not started:
+            await error_response(self._error(f"more than {self.max_body_bytes}"))(scope, receive, send)
