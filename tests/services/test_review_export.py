@@ -11,7 +11,7 @@ import pytest
 
 from casework.db.engine import Database
 from casework.services.auth import Principal, Role
-from casework.services.reviews import ReviewFilters, export_review_json, export_reviews
+from casework.services.review_queries import ReviewFilters, export_review_json, export_reviews
 from tests.support import Tenant, enqueue, make_project
 
 

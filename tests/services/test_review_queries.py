@@ -11,7 +11,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from casework.db.engine import Database
 from casework.db.models import Review
-from casework.services.reviews import ReviewFilters, _filtered, _ordering
+from casework.services.review_queries import ReviewFilters, _filtered, _ordering
 
 NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
 

@@ -30,9 +30,11 @@ from casework.api.schemas.reviews import (
 )
 from casework.db.types import utcnow
 from casework.errors import PayloadTooLarge
+from casework.services import review_queries
 from casework.services import reviews as review_service
 from casework.services.auth import Principal
-from casework.services.reviews import Feedback, ReviewFilters, review_record
+from casework.services.review_queries import ReviewFilters, review_record
+from casework.services.reviews import Feedback
 
 router = APIRouter(prefix="/api/v1/hitl/reviews", tags=["reviews"])
 
@@ -87,7 +89,7 @@ async def list_reviews(
     cursor: Annotated[str | None, Query(description="next_cursor from the previous page.")] = None,
 ) -> ReviewList:
     page = await db(
-        review_service.list_reviews, principal=caller, filters=filters, limit=limit, cursor=cursor
+        review_queries.list_reviews, principal=caller, filters=filters, limit=limit, cursor=cursor
     )
     now = utcnow()
     return ReviewList(reviews=[_public(review, now) for review in page.reviews], next_cursor=page.next_cursor)
@@ -101,7 +103,7 @@ async def export_reviews(
     format: Annotated[ExportFormat, Query(description='json ({"reviews": [...]}), jsonl or csv.')] = "json",
 ) -> StreamingResponse:
     encoder = ENCODERS[format]("reviews")
-    export = review_service.export_review_json if format in TAKES_JSON_TEXT else review_service.export_reviews
+    export = review_queries.export_review_json if format in TAKES_JSON_TEXT else review_queries.export_reviews
     chunks = await db.stream(_export_bytes, export=export, principal=caller, filters=filters, encoder=encoder)
     filename = f"reviews-{filters.project_id}-{filters.status}-{utcnow():%Y%m%dT%H%M%SZ}.{encoder.extension}"
     return StreamingResponse(
