@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime, timezone
 from typing import Annotated
 
+from fastapi import Query
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -39,3 +41,16 @@ class Strict(BaseModel):
 
 class Public(BaseModel):
     model_config = ConfigDict(from_attributes=True)
+
+
+def _assume_utc(value: datetime | None) -> datetime | None:
+    return value.replace(tzinfo=timezone.utc) if value is not None and value.tzinfo is None else value
+
+
+# Query parameters every list endpoint shares.
+Limit = Annotated[int, Query(ge=1, le=500, description="Items per page, at most 500.")]
+Cursor = Annotated[str | None, Query(description="next_cursor from the previous page.")]
+# A time filter: ISO 8601, read as UTC when it names no zone.
+TimeFilter = Annotated[
+    datetime | None, Query(description="ISO 8601; UTC when no zone is given."), AfterValidator(_assume_utc)
+]

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
 from casework.api.deps import Caller, Db
+from casework.api.schemas.common import Cursor, Limit, TimeFilter
 from casework.api.schemas.controls import (
     AuditEventPublic,
     AuditList,
@@ -38,12 +38,10 @@ async def list_controls(
     q: Annotated[
         str | None, Query(description="Words that must all appear in the reasoning, query or response.")
     ] = None,
-    created_after: Annotated[datetime | None, Query()] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query()] = None,
+    created_after: TimeFilter = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
 ) -> ControlList:
-    if created_after is not None and created_after.tzinfo is None:
-        created_after = created_after.replace(tzinfo=timezone.utc)
     page = await db(
         control_service.list_controls,
         principal=caller,
@@ -111,8 +109,8 @@ async def list_audit_events(
     project_id: Annotated[str, Query()],
     object_id: Annotated[str | None, Query(description="Only events about this review or control.")] = None,
     action: Annotated[str | None, Query(description="e.g. review.resolved, control.updated")] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query()] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
 ) -> AuditList:
     page = await db(
         audit_service.list_events,

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response, status
 
 from casework.api.deps import Caller, Db
+from casework.api.schemas.common import Cursor, Limit
 from casework.api.schemas.controls import ControlPublic
 from casework.api.schemas.evaluators import (
     ControlSearchResult,
@@ -81,8 +82,8 @@ async def list_evaluations(
     project_id: Annotated[str, Query()],
     evaluator_type: Annotated[str | None, Query()] = None,
     run_id: Annotated[str | None, Query()] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query()] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
 ) -> EvaluationList:
     page = await db(
         evaluation_service.list_evaluations,

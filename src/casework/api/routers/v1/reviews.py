@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from casework.api.deps import Caller, Db
 from casework.api.export import ENCODERS, TAKES_JSON_TEXT, Encoder, encode
+from casework.api.schemas.common import Cursor, Limit, TimeFilter
 from casework.api.schemas.reviews import (
     MAX_BULK_ITEMS,
     BulkFeedbackItem,
@@ -39,30 +40,21 @@ from casework.services.reviews import Feedback
 router = APIRouter(prefix="/api/v1/hitl/reviews", tags=["reviews"])
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    """Times without a zone are read as UTC."""
-    if value is None:
-        return None
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
-
-
 def _filters(
     project_id: Annotated[str, Query(description="The project whose reviews to list.")],
     status: Annotated[ReviewStatus, Query(description="pending, resolved or all.")] = "pending",
     evaluator_type: Annotated[str | None, Query()] = None,
     tag: Annotated[str | None, Query(description="Reviews resolved with this tag.")] = None,
-    created_after: Annotated[
-        datetime | None, Query(description="ISO 8601; UTC when no zone is given.")
-    ] = None,
-    created_before: Annotated[datetime | None, Query()] = None,
+    created_after: TimeFilter = None,
+    created_before: TimeFilter = None,
 ) -> ReviewFilters:
     return ReviewFilters(
         project_id=project_id,
         status=status,
         evaluator_type=evaluator_type,
         tag=tag,
-        created_after=_utc(created_after),
-        created_before=_utc(created_before),
+        created_after=created_after,
+        created_before=created_before,
     )
 
 
@@ -85,8 +77,8 @@ async def list_reviews(
     db: Db,
     caller: Caller,
     filters: Filters,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(description="next_cursor from the previous page.")] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
 ) -> ReviewList:
     page = await db(
         review_queries.list_reviews, principal=caller, filters=filters, limit=limit, cursor=cursor
