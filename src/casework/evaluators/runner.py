@@ -186,6 +186,16 @@ class EvaluationRunner:
             project_id=project_id, evaluator_type=evaluator_type, query=query, response=response, k=k
         )
 
+    async def with_memories(self, evaluator: Evaluator, interaction: Interaction, used: list[str]) -> Verdict:
+        """The verdict given the expert decisions on similar cases: the precedent judge's, or the LLM judge's
+        re-evaluation with them in {memories}. The ids of the controls used are appended to ``used``."""
+        memories = await self.memories(evaluator, interaction)
+        used.extend(m.control.id for m in memories)
+        definition = definition_of(evaluator)
+        if definition.kind == "precedent":
+            return precedent_verdict(definition, memories)
+        return await self.judge.judge(definition, interaction, memories=format_memories(memories))
+
     async def run_one(self, evaluator: Evaluator, interaction: Interaction) -> EvaluationDraft:
         """Judge; when the verdict is ambiguous (or the evaluator always re-evaluates), judge again with the
         expert decisions on similar cases in {memories}."""
@@ -193,20 +203,16 @@ class EvaluationRunner:
         draft = EvaluationDraft(evaluator=evaluator, interaction=interaction)
         try:
             if definition.kind == "precedent":
-                memories = await self.memories(evaluator, interaction)
-                draft.first = draft.final = precedent_verdict(definition, memories)
-                draft.memory_control_ids = [m.control.id for m in memories]
+                draft.first = draft.final = await self.with_memories(
+                    evaluator, interaction, draft.memory_control_ids
+                )
                 return draft
             draft.first = draft.final = await self.judge.judge(definition, interaction)
             wanted = definition.reeval == "always" or (
                 definition.reeval == "ambiguous" and draft.first.is_ambiguous(definition)
             )
             if wanted:
-                memories = await self.memories(evaluator, interaction)
-                draft.memory_control_ids = [m.control.id for m in memories]
-                draft.final = await self.judge.judge(
-                    definition, interaction, memories=format_memories(memories)
-                )
+                draft.final = await self.with_memories(evaluator, interaction, draft.memory_control_ids)
                 draft.reevaluated = True
         except JudgeError as exc:
             logger.warning("evaluator %s failed: %s", evaluator.name, exc)
@@ -252,19 +258,13 @@ class EvaluationRunner:
         async def settle(evaluator: Evaluator, review: Any, new_controls: list[str]) -> None:
             definition = definition_of(evaluator)
             interaction = Interaction(query=review.query, response=review.response, context=review.context)
+            used: list[str] = []
             async with gate:
-                memories = await self.memories(evaluator, interaction)
-                used = [m.control.id for m in memories]
-                if definition.kind == "precedent":
-                    verdict = precedent_verdict(definition, memories)
-                else:
-                    try:
-                        verdict = await self.judge.judge(
-                            definition, interaction, memories=format_memories(memories)
-                        )
-                    except JudgeError as exc:
-                        logger.warning("memory pass: judge failed on %s: %s", review.id, exc)
-                        return
+                try:
+                    verdict = await self.with_memories(evaluator, interaction, used)
+                except JudgeError as exc:
+                    logger.warning("memory pass: judge failed on %s: %s", review.id, exc)
+                    return
             if not verdict.is_ambiguous(definition):
                 control_id = next(
                     (c for c in used if c in new_controls), used[0] if used else new_controls[0]
