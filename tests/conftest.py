@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +16,7 @@ from casework.db import migrate
 from casework.db.engine import Database
 from casework.evaluators.judge import LLMJudge
 from tests.judge_server import JudgeServer
-from tests.support import LiveServer, Tenant, make_tenant, postgres_database, wipe
+from tests.support import LiveServer, Tenant, free_port, make_tenant, postgres_database, settle, wipe
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
@@ -41,6 +41,8 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Set
         database_url=database_url,
         auth_cache_seconds=0,
         max_body_bytes=1024 * 1024,
+        worker_poll_seconds=0.05,
+        job_max_attempts=2,  # one retry (after 2 s), so the retry-then-park path runs in a test
     )
 
 
@@ -91,11 +93,8 @@ def live_server(
 @pytest.fixture
 def base_url(live_server: LiveServer, database: Database) -> Iterator[str]:
     yield live_server.base_url
-    # Background memory passes of this test finish before its rows are wiped.
-    runner = live_server.app.state.runner
-    deadline = time.monotonic() + 30
-    while not runner.idle and time.monotonic() < deadline:
-        time.sleep(0.02)
+    # The background jobs of this test (evaluations, memory passes) finish before its rows are wiped.
+    settle(live_server.app.state.worker, database)
 
 
 @pytest.fixture
@@ -123,3 +122,15 @@ def anonymous(base_url: str) -> Iterator[httpx.Client]:
 @pytest.fixture
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def env(tmp_path: Path, database_url: str, database: Database) -> dict[str, str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("CASEWORK_", "OPENAI_"))}
+    return {
+        **clean,
+        "CASEWORK_HOME": str(tmp_path / "home"),
+        "CASEWORK_DATABASE_URL": database_url,
+        "CASEWORK_PORT": str(free_port()),
+        "COLUMNS": "200",
+    }

@@ -1,7 +1,8 @@
 """A small OpenAI-compatible chat-completions server that plays the judge over real HTTP.
 
 Each test sets ``reply``: a function from the request body to a verdict dict, a raw content string, or an
-HTTP status code (an error). Every request is recorded.
+HTTP status code (an error). Every request is recorded. Requests that do not ask for a JSON object are an
+application's own chat calls (the tutorial's bank agent), not the judge's: ``chat`` answers those.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ class JudgeServer:
         self.reply: Reply = confident("ambiguous", 0.3)
         self.delay_seconds = 0.0
         self.logprobs: list[tuple[str, float]] | None = None
+        self.chat: Callable[[dict[str, Any]], str] = agent_answer
+        self.chat_requests: list[dict[str, Any]] = []
         self.base_url = ""
         self.app = FastAPI()
         self.app.post("/v1/chat/completions")(self._complete)
@@ -47,7 +50,9 @@ class JudgeServer:
 
     def reset(self) -> None:
         self.requests.clear()
+        self.chat_requests.clear()
         self.embedding_requests.clear()
+        self.chat = agent_answer
         self.reply = confident("ambiguous", 0.3)
         self.delay_seconds = 0.0
         self.logprobs = None
@@ -64,6 +69,9 @@ class JudgeServer:
 
     async def _complete(self, request: Request) -> JSONResponse:
         body = await request.json()
+        if (body.get("response_format") or {}).get("type") != "json_object":
+            self.chat_requests.append(body)
+            return JSONResponse(_completion(body, self.chat(body), None, len(self.chat_requests)))
         self.requests.append(body)
         if self.delay_seconds:
             await asyncio.sleep(self.delay_seconds)
@@ -73,23 +81,7 @@ class JudgeServer:
                 {"error": {"message": "judge unavailable", "type": "server_error"}}, status_code=answer
             )
         content = answer if isinstance(answer, str) else json.dumps(answer)
-        return JSONResponse(
-            {
-                "id": f"chatcmpl-{len(self.requests)}",
-                "object": "chat.completion",
-                "created": 0,
-                "model": body.get("model", "test-judge"),
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": content},
-                        "finish_reason": "stop",
-                        "logprobs": self._logprobs(),
-                    }
-                ],
-                "usage": {"prompt_tokens": 120, "completion_tokens": 20, "total_tokens": 140},
-            }
-        )
+        return JSONResponse(_completion(body, content, self._logprobs(), len(self.requests)))
 
     async def _embed(self, request: Request) -> JSONResponse:
         body = await request.json()
@@ -106,6 +98,36 @@ class JudgeServer:
                 "usage": {"prompt_tokens": 1, "total_tokens": 1},
             }
         )
+
+
+def _completion(body: dict[str, Any], content: str, logprobs: Any, number: int) -> dict[str, Any]:
+    return {
+        "id": f"chatcmpl-{number}",
+        "object": "chat.completion",
+        "created": 0,
+        "model": body.get("model", "test-judge"),
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": content},
+                "finish_reason": "stop",
+                "logprobs": logprobs,
+            }
+        ],
+        "usage": {"prompt_tokens": 120, "completion_tokens": 20, "total_tokens": 140},
+    }
+
+
+def agent_answer(body: dict[str, Any]) -> str:
+    """A bank agent that is helpful and a little loose with policy: borderline on purpose."""
+    question = str(body["messages"][-1]["content"]).lower()
+    if "guaranteed" in question:
+        return "Thank you for reaching out. I can't comment on what your advisor said, but it is a popular product."
+    if "credit limit" in question:
+        return "I appreciate your loyalty! I can certainly look into that for you. Based on your history it looks good."
+    if "transfer" in question:
+        return "International transfers of that size need identity verification; please visit a branch or call us."
+    return "Thanks for your message. A colleague will follow up shortly."
 
 
 # A toy model that knows a few synonyms: enough to tell embedding similarity from word overlap.

@@ -4,22 +4,26 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
 import uvicorn
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
 from casework.db.engine import Database
-from casework.db.models import Base
+from casework.db.models import Base, Job
+from casework.db.types import utcnow
 from casework.services import auth
 from casework.services.workspaces import get_or_create_workspace
 
@@ -82,6 +86,51 @@ def postgres_database() -> Iterator[str]:
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@contextmanager
+def serving(env: dict[str, str]) -> Iterator[tuple[str, list[str]]]:
+    """Start ``casework serve``; yield its URL and (once stopped) its output lines."""
+    url = f"http://127.0.0.1:{env['CASEWORK_PORT']}"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "casework", "serve"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    output: list[str] = []
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert process.poll() is None, process.stdout.read() if process.stdout else ""
+            assert time.monotonic() < deadline, "casework serve did not become ready in 30 s"
+            time.sleep(0.05)
+        yield url, output
+    finally:
+        process.terminate()
+        stdout, _ = process.communicate(timeout=20)
+        output.extend(stdout.splitlines())
+
+
+def settle(worker: Any, database: Database, timeout: float = 30) -> None:
+    """Wait until no job is due or running and the worker holds none (jobs waiting out a backoff may remain)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with database.transaction(write=False) as session:
+            due = session.execute(
+                select(func.count()).where(
+                    Job.status.in_(("queued", "running")), Job.available_at <= utcnow() + timedelta(seconds=1)
+                )
+            ).scalar_one()
+        if not due and not worker.busy:
+            return
+        time.sleep(0.02)
 
 
 def wipe(database: Database) -> None:

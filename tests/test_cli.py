@@ -2,68 +2,21 @@
 
 from __future__ import annotations
 
-import os
 import stat
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-import pytest
 
-from casework.db.engine import Database
-from tests.support import free_port
+from tests.support import serving
 
 
 def casework(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "casework", *args], env=env, capture_output=True, text=True, timeout=60
     )
-
-
-@pytest.fixture
-def env(tmp_path: Path, database_url: str, database: Database) -> dict[str, str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("CASEWORK_", "OPENAI_"))}
-    return {
-        **clean,
-        "CASEWORK_HOME": str(tmp_path / "home"),
-        "CASEWORK_DATABASE_URL": database_url,
-        "CASEWORK_PORT": str(free_port()),
-        "COLUMNS": "200",
-    }
-
-
-@contextmanager
-def serving(env: dict[str, str]) -> Iterator[tuple[str, list[str]]]:
-    """Start ``casework serve``; yield its URL and (once stopped) its output lines."""
-    url = f"http://127.0.0.1:{env['CASEWORK_PORT']}"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "casework", "serve"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    output: list[str] = []
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, process.stdout.read() if process.stdout else ""
-            assert time.monotonic() < deadline, "casework serve did not become ready in 30 s"
-            time.sleep(0.05)
-        yield url, output
-    finally:
-        process.terminate()
-        stdout, _ = process.communicate(timeout=20)
-        output.extend(stdout.splitlines())
 
 
 def test_first_start_prints_and_stores_the_admin_key_once(env: dict[str, str]) -> None:
@@ -137,6 +90,7 @@ def test_every_command_has_help(env: dict[str, str]) -> None:
         ["keys", "list"],
         ["keys", "revoke"],
         ["settings"],
+        ["worker"],
     ):
         result = casework(*command, "--help", env=env)
         assert result.returncode == 0

@@ -111,6 +111,26 @@ def serve(
         shutil.rmtree(metrics_folder, ignore_errors=True)
 
 
+@app.command()
+def worker(
+    concurrency: Annotated[
+        int | None, typer.Option(help="Jobs at once (default: CASEWORK_WORKER_CONCURRENCY, 32).")
+    ] = None,
+) -> None:
+    """Run an evaluation worker alone (no API): evaluate traced interactions, run memory passes."""
+    import asyncio
+
+    from casework.evaluators.worker import run_worker_process
+
+    settings = Settings(**({"worker_concurrency": concurrency} if concurrency else {}))  # type: ignore[arg-type]
+    database = _open_database(settings)
+    migrate.upgrade(database)
+    try:
+        asyncio.run(run_worker_process(settings, database, announce=out.print))
+    finally:
+        database.dispose()
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply every migration not yet applied (safe to run from several machines at once on PostgreSQL)."""

@@ -70,6 +70,42 @@ class Settings(BaseSettings):
         ge=1024,
         description="The largest request body accepted, in bytes; a larger one gets 413 payload_too_large.",
     )
+    embedded_worker: bool = Field(
+        default=True,
+        description=(
+            "Run an evaluation worker inside each `casework serve` process. Turn off on API-only replicas when "
+            "`casework worker` processes do the evaluating."
+        ),
+    )
+    worker_concurrency: int = Field(
+        default=32, ge=1, le=1024, description="Jobs a worker runs at once (mostly waiting on the judge)."
+    )
+    worker_poll_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="How often an idle worker looks for new jobs (new traces in the same process wake it at once).",
+    )
+    job_lease_seconds: float = Field(
+        default=60.0,
+        ge=1,
+        description=(
+            "How long a claimed job stays a worker's without news; a live worker renews it, so only the jobs "
+            "of a worker that died wait this long before another worker takes them."
+        ),
+    )
+    job_max_attempts: int = Field(
+        default=5,
+        ge=1,
+        description="Attempts before a failing job is parked as `failed` with its last error.",
+    )
+    ingest_max_pending: int = Field(
+        default=16,
+        ge=1,
+        description=(
+            "OTLP requests one server process stores at once; more get 503 with Retry-After, which OTLP "
+            "exporters honour by retrying."
+        ),
+    )
     log_level: str = Field(default="info", description="Server log level: debug, info, warning or error.")
 
     @field_validator("home", mode="after")

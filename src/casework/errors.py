@@ -72,6 +72,18 @@ class EvaluatorNotFound(NotFound):
     code = "evaluator_not_found"
 
 
+class TraceNotFound(NotFound):
+    code = "trace_not_found"
+
+
+class SessionNotFound(NotFound):
+    code = "session_not_found"
+
+
+class JobNotFound(NotFound):
+    code = "job_not_found"
+
+
 class MethodNotAllowed(CaseworkError):
     status_code = 405
     code = "method_not_allowed"
@@ -89,6 +101,11 @@ class ReviewAlreadyResolved(Conflict):
 class PayloadTooLarge(CaseworkError):
     status_code = 413
     code = "payload_too_large"
+
+
+class UnsupportedMediaType(CaseworkError):
+    status_code = 415
+    code = "unsupported_media_type"
 
 
 class ValidationFailed(CaseworkError):

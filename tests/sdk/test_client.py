@@ -19,7 +19,16 @@ def client(tenant: Tenant) -> Iterator[casework.Client]:
 
 
 def test_the_public_face() -> None:
-    assert casework.__all__ == ["Client", "CustomEvaluator", "Evaluators", "__version__", "errors"]
+    assert casework.__all__ == [
+        "AsyncClient",
+        "Client",
+        "CustomEvaluator",
+        "Evaluators",
+        "Session",
+        "__version__",
+        "errors",
+        "init",
+    ]
     assert "correctness" in casework.Evaluators.BUILTIN
 
 

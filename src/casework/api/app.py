@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -14,12 +16,12 @@ from casework.api.deps import KeyCache
 from casework.api.errors import RejectLargeBodies, install_error_handlers
 from casework.api.metrics import Metrics, MetricsMiddleware
 from casework.api.routers import health
-from casework.api.routers.v1 import controls, evaluators, projects, reviews
+from casework.api.routers.v1 import controls, evaluators, projects, reviews, traces
 from casework.config import Settings
 from casework.db.engine import Database
 from casework.evaluators.judge import LLMJudge
 from casework.evaluators.runner import EvaluationRunner
-from casework.memory.embeddings import Embedder
+from casework.evaluators.worker import Worker
 
 
 def create_app(
@@ -33,7 +35,15 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.database_threads = CapacityLimiter(settings.database_threads_for(db.dialect))
+        worker_task = None
+        if app.state.worker is not None:
+            worker_task = asyncio.get_running_loop().create_task(app.state.worker.run())
         yield
+        if worker_task is not None:
+            await app.state.worker.stop()
+            worker_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker_task
         await app.state.runner.aclose()
         if owns_database:
             db.dispose()
@@ -48,21 +58,27 @@ def create_app(
     app.state.database = db
     app.state.metrics = Metrics()
     app.state.key_cache = KeyCache(settings.auth_cache_seconds)
-    judge = judge or LLMJudge.from_environment()
-    embedder = (
-        Embedder(judge.client, settings.embeddings_model)
-        if settings.embeddings_model and judge.client
+    app.state.runner = EvaluationRunner.from_settings(
+        settings, db, limiter=lambda: app.state.database_threads, judge=judge
+    )
+    app.state.worker = (
+        Worker.from_settings(
+            app.state.runner,
+            settings,
+            on_finished=lambda kind, outcome: app.state.metrics.jobs_finished.labels(kind, outcome).inc(),
+        )
+        if settings.embedded_worker
         else None
     )
-    app.state.runner = EvaluationRunner(
-        db, judge, limiter=lambda: app.state.database_threads, embedder=embedder
-    )
+    app.state.ingest_pending = 0
 
     install_error_handlers(app)
     app.add_middleware(RejectLargeBodies, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
 
     app.include_router(health.router)
+    app.include_router(traces.otlp)
+    app.include_router(traces.router)
     app.include_router(projects.router)
     app.include_router(reviews.router)
     # before controls: /controls/search must not be taken for a control id

@@ -26,6 +26,15 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.spans_received = Counter(
+            "casework_spans_stored", "New spans stored from OTLP exports.", registry=self.registry
+        )
+        self.jobs_finished = Counter(
+            "casework_jobs_finished",
+            "Jobs this process's worker finished, by kind and outcome (done, retry, failed).",
+            ["kind", "outcome"],
+            registry=self.registry,
+        )
 
 
 class MetricsMiddleware:

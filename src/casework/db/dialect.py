@@ -40,3 +40,21 @@ def json_array_contains(session: Session, column: Any, value: str) -> ColumnElem
         return column.op("@>")(func.jsonb_build_array(value))  # type: ignore[no-any-return]
     element = func.json_each(column).table_valued("value")
     return exists(select(1).select_from(element).where(element.c.value == value))
+
+
+def insert_statement(session: Session, model: Any) -> Any:
+    """The dialect's ``INSERT``, which has ``on_conflict_do_nothing`` and ``on_conflict_do_update``."""
+    return postgresql.insert(model) if _is_postgresql(session) else sqlite.insert(model)
+
+
+def least(session: Session, a: Any, b: Any) -> ColumnElement[Any]:
+    """The smaller of two values (SQLite's two-argument ``min``, PostgreSQL's ``least``)."""
+    return func.least(a, b) if _is_postgresql(session) else func.min(a, b)
+
+
+def greatest(session: Session, a: Any, b: Any) -> ColumnElement[Any]:
+    return func.greatest(a, b) if _is_postgresql(session) else func.max(a, b)
+
+
+def _is_postgresql(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"

@@ -79,6 +79,9 @@ class Run(Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(200))
+    # The evaluators that judge this run's traced interactions (names; their current versions run). None: the
+    # project's evaluators.
+    evaluators: Mapped[list[str] | None] = mapped_column(JSONType, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -238,6 +241,7 @@ class Evaluation(Base):
             "evaluator_type",
             "created_at",
         ),
+        Index("uq_evaluations_job_id", "job_id", unique=True),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -262,6 +266,9 @@ class Evaluation(Base):
     initial_explanation: Mapped[str | None] = mapped_column(Text, default=None)
     memory_control_ids: Mapped[list[str]] = mapped_column(JSONType, default=list)
     review_id: Mapped[str | None] = mapped_column(String(40), default=None)
+    # The job that made it, for evaluations of traced interactions: unique, so a job retried after its worker
+    # died can never store a second evaluation.
+    job_id: Mapped[str | None] = mapped_column(String(40), default=None)
     model: Mapped[str | None] = mapped_column(String(200), default=None)
     prompt_tokens: Mapped[int | None] = mapped_column(Integer, default=None)
     completion_tokens: Mapped[int | None] = mapped_column(Integer, default=None)
@@ -279,3 +286,105 @@ class ControlEmbedding(Base):
     model: Mapped[str] = mapped_column(String(200), primary_key=True)
     vector: Mapped[list[float]] = mapped_column(JSONType)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Trace(Base):
+    """One trace of a project: a summary kept up to date as its spans arrive (in any order, in any batch)."""
+
+    __tablename__ = "traces"
+    __table_args__ = (
+        UniqueConstraint("project_id", "trace_id", name="uq_traces_project_id_trace_id"),
+        Index("ix_traces_project_id_start_time", "project_id", "start_time", "trace_id"),
+        Index("ix_traces_project_id_session_id", "project_id", "session_id"),
+        Index("ix_traces_trace_id", "trace_id"),  # GET /api/v1/traces/{trace_id}, which names no project
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    trace_id: Mapped[str] = mapped_column(String(32))
+    run_id: Mapped[str | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"), default=None)
+    session_id: Mapped[str | None] = mapped_column(String(200), default=None)
+    root_name: Mapped[str | None] = mapped_column(String(500), default=None)
+    start_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    end_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    span_count: Mapped[int] = mapped_column(Integer, default=0)
+    interaction_count: Mapped[int] = mapped_column(Integer, default=0)
+    error_count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Span(Base):
+    """One OpenTelemetry span as received. An LLM span is also an *interaction*: query, response, context."""
+
+    __tablename__ = "spans"
+    __table_args__ = (
+        # Exporters retry: a span sent twice is stored once.
+        UniqueConstraint("project_id", "trace_id", "span_id", name="uq_spans_project_id_trace_id_span_id"),
+        Index("ix_spans_project_id_session_id_start_time", "project_id", "session_id", "start_time"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    run_id: Mapped[str | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"), default=None)
+    trace_id: Mapped[str] = mapped_column(String(32))
+    span_id: Mapped[str] = mapped_column(String(16))
+    parent_span_id: Mapped[str | None] = mapped_column(String(16), default=None)
+    name: Mapped[str] = mapped_column(String(500))
+    kind: Mapped[str | None] = mapped_column(
+        String(40), default=None
+    )  # OpenInference span kind: LLM, CHAIN ...
+    start_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    end_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    duration_ms: Mapped[float] = mapped_column(Float)
+    status_code: Mapped[str] = mapped_column(String(10))  # "UNSET" | "OK" | "ERROR"
+    status_message: Mapped[str | None] = mapped_column(Text, default=None)
+    session_id: Mapped[str | None] = mapped_column(String(200), default=None)
+    model: Mapped[str | None] = mapped_column(String(200), default=None)
+    prompt_tokens: Mapped[int | None] = mapped_column(Integer, default=None)
+    completion_tokens: Mapped[int | None] = mapped_column(Integer, default=None)
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    events: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
+    # The interaction, for LLM spans.
+    query: Mapped[str | None] = mapped_column(Text, default=None)
+    response: Mapped[str | None] = mapped_column(Text, default=None)
+    context: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Job(Base):
+    """Durable background work: evaluating one interaction with one evaluator, or a memory pass.
+
+    Workers claim jobs with a lease (``available_at`` is when a queued job may run, or when a running job's
+    lease runs out); a job whose worker died is claimed again once its lease has expired.
+    """
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        # One evaluation job per (interaction, evaluator): ingesting the same span twice queues nothing new.
+        UniqueConstraint("span_id", "evaluator_type", name="uq_jobs_span_id_evaluator_type"),
+        # What workers claim: the unfinished jobs, soonest first.
+        Index(
+            "ix_jobs_claimable",
+            "available_at",
+            sqlite_where=text("status IN ('queued', 'running')"),
+            postgresql_where=text("status IN ('queued', 'running')"),
+        ),
+        Index("ix_jobs_project_id_status_created_at", "project_id", "status", "created_at"),
+        Index("ix_jobs_run_id_status", "run_id", "status"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))  # "evaluate" | "memory_pass"
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    run_id: Mapped[str | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"), default=None)
+    span_id: Mapped[str | None] = mapped_column(ForeignKey("spans.id", ondelete="CASCADE"), default=None)
+    evaluator_type: Mapped[str | None] = mapped_column(String(200), default=None)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    status: Mapped[str] = mapped_column(String(10), default="queued")  # queued | running | done | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    available_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    lease_token: Mapped[str | None] = mapped_column(String(40), default=None)
+    leased_by: Mapped[str | None] = mapped_column(String(200), default=None)
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+    evaluation_id: Mapped[str | None] = mapped_column(String(40), default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)

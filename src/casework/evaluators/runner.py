@@ -7,7 +7,6 @@ goes through the small database thread pool in short transactions; judge calls n
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -15,6 +14,7 @@ from typing import Any, TypeVar
 
 from anyio import CapacityLimiter, to_thread
 
+from casework.config import Settings
 from casework.db.engine import Database
 from casework.db.models import Evaluation, Evaluator
 from casework.db.search import TermFrequencies
@@ -58,11 +58,27 @@ class EvaluationRunner:
         self._limiter = limiter
         self.frequencies = TermFrequencies()
         self._evaluator_cache: dict[tuple[str, str, tuple[str, ...]], tuple[float, list[Evaluator]]] = {}
-        self._new_controls: asyncio.Queue[str] | None = None
-        self._pass_task: asyncio.Task[None] | None = None
-        self._passing = False
 
-    async def _db(self, function: Callable[..., T], /, *, write: bool, **kwargs: Any) -> T:
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        database: Database,
+        *,
+        limiter: Callable[[], CapacityLimiter | None],
+        judge: LLMJudge | None = None,
+    ) -> EvaluationRunner:
+        """The judge defaults to the OpenAI-compatible endpoint of OPENAI_API_KEY and OPENAI_BASE_URL; with
+        CASEWORK_EMBEDDINGS_MODEL, the same endpoint embeds."""
+        judge = judge or LLMJudge.from_environment()
+        embedder = (
+            Embedder(judge.client, settings.embeddings_model)
+            if settings.embeddings_model and judge.client
+            else None
+        )
+        return cls(database, judge, limiter=limiter, embedder=embedder)
+
+    async def db(self, function: Callable[..., T], /, *, write: bool, **kwargs: Any) -> T:
         def work() -> T:
             with self.database.transaction(write=write) as session:
                 return function(session, **kwargs)
@@ -82,17 +98,9 @@ class EvaluationRunner:
     ) -> list[Evaluation]:
         """Every named evaluator on one interaction, concurrently; stored in one transaction."""
         principal.require_write()
-        names = list(evaluators)
-        # Reading is enough once the project has these evaluators; only a first use of a built-in writes.
-        resolved = await self._db(
-            find_evaluators, write=False, principal=principal, project_id=project_id, names=names
-        )
-        if resolved is None:
-            resolved = await self._db(
-                resolve_evaluators, write=True, principal=principal, project_id=project_id, names=names
-            )
+        resolved = await self.current_evaluators(principal, project_id, list(evaluators))
         drafts = await asyncio.gather(*(self.run_one(evaluator, interaction) for evaluator in resolved))
-        return await self._db(
+        return await self.db(
             store_evaluations,
             write=True,
             principal=principal,
@@ -103,20 +111,23 @@ class EvaluationRunner:
             span_id=span_id,
         )
 
-    async def _evaluators(self, principal: Principal, project_id: str, names: list[str]) -> list[Evaluator]:
+    async def current_evaluators(
+        self, principal: Principal, project_id: str, names: list[str]
+    ) -> list[Evaluator]:
         """The current versions, from a cache of a few seconds: looking them up cost an eighth of the server's
         CPU per evaluation (bench/memory.py). Versions never change once made, so a cached one is a real
-        version, and every evaluation records which; a new registration here takes effect at once."""
+        version, and every evaluation records which; a new registration takes effect at once in the process
+        that accepted it, and within EVALUATOR_CACHE_SECONDS everywhere else."""
         key = (principal.workspace_id, project_id, tuple(names))
         cached = self._evaluator_cache.get(key)
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
         # Reading is enough once the project has these evaluators; only a first use of a built-in writes.
-        found = await self._db(
+        found = await self.db(
             find_evaluators, write=False, principal=principal, project_id=project_id, names=names
         )
         if found is None:
-            found = await self._db(
+            found = await self.db(
                 resolve_evaluators, write=True, principal=principal, project_id=project_id, names=names
             )
         if len(self._evaluator_cache) > 10_000:
@@ -141,7 +152,7 @@ class EvaluationRunner:
     ) -> list[Memory]:
         """The controls the judge gets in {memories}: full-text candidates scored by word overlap, and, with
         an embeddings model configured, by the mean of that and embedding similarity."""
-        candidates = await self._db(
+        candidates = await self.db(
             word_candidates,
             write=False,
             project_id=project_id,
@@ -159,18 +170,18 @@ class EvaluationRunner:
             except EmbeddingError as exc:  # memory by words is still memory
                 logger.warning("embeddings unavailable, ranking by words: %s", exc)
         ranked = best(scores, k=k, min_score=DEFAULT_MIN_SCORE)
-        return await self._db(load_memories, write=False, ranked=ranked) if ranked else []
+        return await self.db(load_memories, write=False, ranked=ranked) if ranked else []
 
     async def _with_embeddings(self, candidates: list[Candidate], interaction: str) -> dict[str, float]:
         assert self.embedder is not None
         model = self.embedder.model
         ids = [c.control_id for c in candidates]
-        vectors = await self._db(cached_embeddings, write=False, control_ids=ids, model=model)
+        vectors = await self.db(cached_embeddings, write=False, control_ids=ids, model=model)
         missing = [c for c in candidates if c.control_id not in vectors]
         embedded = await self.embedder.embed([interaction] + [c.text for c in missing])
         new = {c.control_id: vector for c, vector in zip(missing, embedded[1:], strict=True)}
         if new:
-            await self._db(store_embeddings, write=True, vectors=new, model=model)
+            await self.db(store_embeddings, write=True, vectors=new, model=model)
         vectors.update(new)
         return {
             c.control_id: 0.5 * c.word_score + 0.5 * max(0.0, cosine(embedded[0], vectors[c.control_id]))
@@ -181,7 +192,7 @@ class EvaluationRunner:
         self, *, principal: Principal, project_id: str, evaluator_type: str, query: str, response: str, k: int
     ) -> list[Memory]:
         """What {memories} would hold for this interaction (GET /api/v1/controls/search)."""
-        await self._db(get_project, write=False, workspace_id=principal.workspace_id, project_id=project_id)
+        await self.db(get_project, write=False, workspace_id=principal.workspace_id, project_id=project_id)
         return await self.remember(
             project_id=project_id, evaluator_type=evaluator_type, query=query, response=response, k=k
         )
@@ -220,38 +231,12 @@ class EvaluationRunner:
             draft.final = None
         return draft
 
-    # --- the memory pass: new controls settle the pending reviews they apply to -------------------------
-
-    def control_created(self, control_id: str) -> None:
-        """Schedule a memory pass for a new control. Controls arriving together share one pass."""
-        if self._new_controls is None:
-            self._new_controls = asyncio.Queue()
-            self._pass_task = asyncio.get_running_loop().create_task(self._memory_passes())
-        self._new_controls.put_nowait(control_id)
-
-    async def _memory_passes(self) -> None:
-        assert self._new_controls is not None
-        while True:
-            control_ids = [await self._new_controls.get()]
-            while not self._new_controls.empty():
-                control_ids.append(self._new_controls.get_nowait())
-            self._passing = True
-            try:
-                await self.memory_pass(control_ids)
-            except Exception:  # the loop must outlive any one pass; the reviews simply stay pending
-                logger.exception("memory pass for %s failed", control_ids)
-            finally:
-                self._passing = False
-
-    @property
-    def idle(self) -> bool:
-        """No memory pass running or waiting."""
-        return not self._passing and (self._new_controls is None or self._new_controls.empty())
+    # --- the memory pass: new controls settle the pending reviews they apply to (a job; see worker.py) ---
 
     async def memory_pass(self, control_ids: Sequence[str]) -> list[str]:
         """Re-evaluate the pending reviews most similar to these controls (at most 50 per project and
         evaluator) with their evaluator's re-evaluation, memories included; resolve those now confident."""
-        plans = await self._db(plan_pass, write=False, control_ids=list(control_ids))
+        plans = await self.db(plan_pass, write=False, control_ids=list(control_ids))
         decisions: list[tuple[str, Verdict, str]] = []
         gate = asyncio.Semaphore(8)
 
@@ -276,11 +261,7 @@ class EvaluationRunner:
         )
         if not decisions:
             return []
-        return await self._db(resolve_by_memory, write=True, decisions=decisions)
+        return await self.db(resolve_by_memory, write=True, decisions=decisions)
 
     async def aclose(self) -> None:
-        if self._pass_task is not None:
-            self._pass_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._pass_task
         await self.judge.aclose()

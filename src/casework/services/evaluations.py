@@ -12,6 +12,7 @@ from casework.db.models import Evaluation, Evaluator
 from casework.db.types import utcnow
 from casework.evaluators.judge import Interaction, Verdict
 from casework.ids import new_id
+from casework.services import jobs
 from casework.services.auth import Principal
 from casework.services.evaluators import definition_of
 from casework.services.pagination import decode_cursor, encode_cursor
@@ -41,6 +42,7 @@ def store_evaluations(
     run_id: str | None = None,
     trace_id: str | None = None,
     span_id: str | None = None,
+    job_id: str | None = None,
 ) -> list[Evaluation]:
     """Store each verdict; an ambiguous one also queues a review (once per span or trace and evaluator)."""
     stored = []
@@ -60,6 +62,7 @@ def store_evaluations(
             context=draft.interaction.context,
             trace_id=trace_id,
             span_id=span_id,
+            job_id=job_id,
             status="error" if final is None else "completed",
             classification=final.classification if final else None,
             confidence=final.confidence if final else None,
@@ -102,6 +105,30 @@ def store_evaluations(
             evaluation.review_id = review.id
         stored.append(evaluation)
     return stored
+
+
+def store_job_evaluation(
+    session: Session, *, claimed: jobs.ClaimedJob, draft: EvaluationDraft, principal: Principal
+) -> str | None:
+    """Store the evaluation (and any review) and mark the job done, together; None if the lease was lost."""
+    job = jobs.held(session, claimed.id, claimed.token)
+    if job is None:
+        return None
+    [evaluation] = store_evaluations(
+        session,
+        principal=principal,
+        project_id=claimed.project_id,
+        drafts=[draft],
+        run_id=claimed.run_id,
+        trace_id=claimed.trace_id,
+        span_id=claimed.span_id,
+        job_id=claimed.id,
+    )
+    job.status = "done"
+    job.finished_at = utcnow()
+    job.evaluation_id = evaluation.id
+    job.last_error = None
+    return evaluation.id
 
 
 def _sum(first: Verdict | None, final: Verdict | None, name: str, reevaluated: bool) -> float | None:

@@ -9,13 +9,13 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from casework.db.dialect import insert_ignoring_conflict
-from casework.db.models import Evaluator
+from casework.db.models import Evaluator, Run
 from casework.db.types import utcnow
 from casework.errors import EvaluatorNotFound, ValidationFailed
 from casework.evaluators.definitions import BUILTINS, EvaluatorDefinition, validate
 from casework.ids import new_id
 from casework.services.auth import Principal
-from casework.services.projects import get_project, project_in_workspace
+from casework.services.projects import get_or_create_run, get_project, project_in_workspace
 
 
 def definition_of(evaluator: Evaluator) -> EvaluatorDefinition:
@@ -162,3 +162,16 @@ def options_for(session: Session, *, project_id: str, name: str) -> list[str] | 
     if evaluator is None and name in BUILTINS:
         return list(BUILTINS[name].options)
     return list(evaluator.options) if evaluator else None
+
+
+def start_run(
+    session: Session, *, principal: Principal, project_id: str, name: str, evaluators: Sequence[str] | None
+) -> tuple[Run, bool]:
+    """Get or create a run; with ``evaluators``, attach them (built-ins are added to the project on first use)."""
+    run, created = get_or_create_run(
+        session, workspace_id=principal.workspace_id, project_id=project_id, name=name
+    )
+    if evaluators is not None:
+        resolve_evaluators(session, principal=principal, project_id=project_id, names=evaluators)
+        run.evaluators = list(dict.fromkeys(evaluators))
+    return run, created

@@ -20,7 +20,7 @@ from casework.errors import (
     ValidationFailed,
 )
 from casework.ids import new_id
-from casework.services import audit, controls
+from casework.services import audit, controls, jobs
 from casework.services.auth import Principal
 from casework.services.evaluators import options_for as evaluator_options
 from casework.services.projects import get_project, project_in_workspace
@@ -233,6 +233,7 @@ def _apply(session: Session, review: Review, feedback: Feedback, principal: Prin
     review.resolution_tags = list(feedback.tags)
     review.resolution_submitted_by = principal.identity
     review.control_id = control.id
+    jobs.queue_memory_pass(session, project_id=review.project_id, control_id=control.id)
     audit.record(
         session,
         project_id=review.project_id,

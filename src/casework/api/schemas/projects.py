@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from casework.api.schemas.common import Name, Public, Strict
 
@@ -31,12 +31,21 @@ class ProjectList(BaseModel):
 
 class RunCreate(Strict):
     name: Name
+    evaluators: list[Name] | None = Field(
+        default=None,
+        max_length=50,
+        description=(
+            "The evaluators that judge this run's traced interactions: registered names or built-ins. Given, "
+            "it replaces the run's list; omitted, the run keeps its list (new runs: the project's evaluators)."
+        ),
+    )
 
 
 class RunPublic(Public):
     id: str
     name: str
     project_id: str
+    evaluators: list[str] | None
     created_at: datetime
 
 

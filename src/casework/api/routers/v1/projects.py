@@ -15,6 +15,7 @@ from casework.api.schemas.projects import (
     WorkspacePublic,
 )
 from casework.services import projects as project_service
+from casework.services.evaluators import start_run
 from casework.services.workspaces import get_workspace
 
 router = APIRouter(prefix="/api/v1", tags=["projects"])
@@ -58,10 +59,7 @@ async def create_run(
 ) -> RunPublic:
     caller.require_write()
     run, created = await db(
-        project_service.get_or_create_run,
-        workspace_id=caller.workspace_id,
-        project_id=project_id,
-        name=body.name,
+        start_run, principal=caller, project_id=project_id, name=body.name, evaluators=body.evaluators
     )
     response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
     return RunPublic.model_validate(run)

@@ -154,7 +154,7 @@ async def bulk_feedback(
     )
     for (index, _), outcome in zip(valid, applied, strict=True):
         if outcome.created and outcome.control_id:
-            request.app.state.runner.control_created(outcome.control_id)
+            _memory_pass_queued(request)
         if outcome.error is None:
             results[index] = BulkItemResult(
                 review_id=outcome.review_id, status="accepted", control_id=outcome.control_id
@@ -195,6 +195,12 @@ async def submit_feedback(
         feedback=Feedback(body.classification, body.reasoning, body.reviewer, body.tags),
     )
     response.status_code = status.HTTP_201_CREATED if outcome.created else status.HTTP_200_OK
-    if outcome.created:  # committed: let the new memory settle the pending reviews it applies to
-        request.app.state.runner.control_created(outcome.control_id)
+    if outcome.created:
+        _memory_pass_queued(request)
     return FeedbackAccepted(status="accepted", review_id=review_id, control_id=outcome.control_id)
+
+
+def _memory_pass_queued(request: Request) -> None:
+    """A new control queued a memory pass (in its transaction): let this process's worker start it now."""
+    if request.app.state.worker is not None:
+        request.app.state.worker.wake()

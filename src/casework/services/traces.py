@@ -1,0 +1,340 @@
+"""Traces in: spans stored as received, LLM spans as interactions, one evaluation job per interaction and
+evaluator, all in the request's one transaction. Traces out: lists, span trees and sessions."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select, tuple_
+from sqlalchemy.orm import Session
+
+from casework.db.dialect import greatest, insert_statement, least
+from casework.db.models import Evaluator, Job, Project, Run, Span, Trace
+from casework.db.types import utcnow
+from casework.errors import RunNotFound, SessionNotFound, TraceNotFound
+from casework.ids import new_id
+from casework.services.auth import Principal
+from casework.services.pagination import decode_cursor, encode_cursor
+from casework.services.projects import get_or_create_project, get_project
+from casework.tracing.openinference import span_facts
+from casework.tracing.otlp import SpanRecord, decode_request
+
+PROJECT_NAME_ATTRIBUTE = "openinference.project.name"
+PROJECT_ID_ATTRIBUTE = "casework.project_id"
+RUN_ID_ATTRIBUTE = "casework.run_id"
+DEFAULT_PROJECT = "default"
+
+
+@dataclass
+class IngestResult:
+    spans: int = 0  # in the request
+    stored: int = 0  # new (a span sent again is stored once)
+    jobs: int = 0  # evaluation jobs queued
+    project_ids: set[str] = field(default_factory=set)
+
+
+def ingest_otlp(
+    session: Session,
+    *,
+    principal: Principal,
+    body: bytes,
+    content_type: str,
+    content_encoding: str,
+    max_bytes: int,
+) -> IngestResult:
+    """One ``POST /v1/traces``: decode, then :func:`ingest_spans`."""
+    records = decode_request(
+        body, content_type=content_type, content_encoding=content_encoding, max_bytes=max_bytes
+    )
+    return ingest_spans(session, principal=principal, records=records)
+
+
+def ingest_spans(session: Session, *, principal: Principal, records: list[SpanRecord]) -> IngestResult:
+    principal.require_write()
+    result = IngestResult(spans=len(records))
+    if not records:
+        return result
+    targets: dict[tuple[Any, Any, Any], tuple[str, str | None]] = {}
+    rows = []
+    now = utcnow()
+    for record in records:
+        resource_key = (
+            record.resource.get(PROJECT_ID_ATTRIBUTE),
+            record.resource.get(PROJECT_NAME_ATTRIBUTE),
+            record.resource.get(RUN_ID_ATTRIBUTE),
+        )
+        if resource_key not in targets:
+            targets[resource_key] = _target(session, principal, *resource_key)
+        project_id, run_id = targets[resource_key]
+        facts = span_facts(record.attributes)
+        interaction = facts.interaction
+        rows.append(
+            {
+                "id": new_id("spn"),
+                "project_id": project_id,
+                "run_id": run_id,
+                "trace_id": record.trace_id,
+                "span_id": record.span_id,
+                "parent_span_id": record.parent_span_id,
+                "name": record.name,
+                "kind": facts.kind,
+                "start_time": record.start_time,
+                "end_time": record.end_time,
+                "duration_ms": record.duration_ms,
+                "status_code": record.status_code,
+                "status_message": record.status_message,
+                "session_id": facts.session_id,
+                "model": facts.model,
+                "prompt_tokens": facts.prompt_tokens,
+                "completion_tokens": facts.completion_tokens,
+                "attributes": record.attributes,
+                "events": record.events,
+                "query": interaction.query if interaction else None,
+                "response": interaction.response if interaction else None,
+                "context": interaction.context if interaction else None,
+                "created_at": now,
+            }
+        )
+    inserted = set(
+        session.execute(
+            insert_statement(session, Span)
+            .on_conflict_do_nothing(index_elements=["project_id", "trace_id", "span_id"])
+            .returning(Span.id),
+            rows,
+        ).scalars()
+    )
+    new_rows = [row for row in rows if row["id"] in inserted]
+    result.stored = len(new_rows)
+    result.project_ids = {str(row["project_id"]) for row in new_rows}
+    _update_traces(session, new_rows)
+    result.jobs = _queue_evaluations(session, new_rows, now)
+    return result
+
+
+def _target(
+    session: Session, principal: Principal, project_id: Any, project_name: Any, run_id: Any
+) -> tuple[str, str | None]:
+    """The project (and run) a resource's spans belong to."""
+    if project_id:
+        project = get_project(session, workspace_id=principal.workspace_id, project_id=str(project_id))
+    else:
+        project, _ = get_or_create_project(
+            session, workspace_id=principal.workspace_id, name=str(project_name or DEFAULT_PROJECT)[:200]
+        )
+    if run_id:
+        run = session.get(Run, str(run_id))
+        if run is None or run.project_id != project.id:
+            raise RunNotFound(
+                f"No run {run_id} in project {project.id} (resource attribute {RUN_ID_ATTRIBUTE}).",
+                details={"run_id": str(run_id), "project_id": project.id},
+            )
+        return project.id, run.id
+    return project.id, None
+
+
+def _update_traces(session: Session, rows: list[dict[str, Any]]) -> None:
+    summaries: dict[tuple[str, str], dict[str, Any]] = {}
+    for row in rows:
+        key = (row["project_id"], row["trace_id"])
+        summary = summaries.get(key)
+        if summary is None:
+            summary = summaries[key] = {
+                "project_id": row["project_id"],
+                "trace_id": row["trace_id"],
+                "run_id": row["run_id"],
+                "session_id": row["session_id"],
+                "root_name": None,
+                "start_time": row["start_time"],
+                "end_time": row["end_time"],
+                "span_count": 0,
+                "interaction_count": 0,
+                "error_count": 0,
+            }
+        summary["start_time"] = min(summary["start_time"], row["start_time"])
+        summary["end_time"] = max(summary["end_time"], row["end_time"])
+        summary["span_count"] += 1
+        summary["interaction_count"] += row["query"] is not None
+        summary["error_count"] += row["status_code"] == "ERROR"
+        summary["run_id"] = summary["run_id"] or row["run_id"]
+        summary["session_id"] = summary["session_id"] or row["session_id"]
+        if row["parent_span_id"] is None:
+            summary["root_name"] = row["name"]
+    if not summaries:
+        return
+    table = Trace.__table__
+    statement = insert_statement(session, Trace)
+    excluded = statement.excluded
+    statement = statement.on_conflict_do_update(
+        index_elements=["project_id", "trace_id"],
+        set_={
+            "start_time": least(session, table.c.start_time, excluded.start_time),
+            "end_time": greatest(session, table.c.end_time, excluded.end_time),
+            "span_count": table.c.span_count + excluded.span_count,
+            "interaction_count": table.c.interaction_count + excluded.interaction_count,
+            "error_count": table.c.error_count + excluded.error_count,
+            "run_id": func.coalesce(table.c.run_id, excluded.run_id),
+            "session_id": func.coalesce(table.c.session_id, excluded.session_id),
+            "root_name": func.coalesce(excluded.root_name, table.c.root_name),
+        },
+    )
+    # Sorted, so concurrent requests touching the same traces lock them in one order (no deadlocks).
+    for summary in sorted(summaries.values(), key=lambda s: (s["project_id"], s["trace_id"])):
+        session.execute(statement, summary)
+
+
+def _queue_evaluations(session: Session, rows: list[dict[str, Any]], now: datetime) -> int:
+    """One job per (interaction, evaluator): the run's evaluators, or else the project's."""
+    interactions = [row for row in rows if row["query"] is not None]
+    if not interactions:
+        return 0
+    names_by_target: dict[tuple[str, str | None], list[str]] = {}
+    jobs = []
+    for row in interactions:
+        target = (row["project_id"], row["run_id"])
+        if target not in names_by_target:
+            names_by_target[target] = _evaluator_names(session, *target)
+        for name in names_by_target[target]:
+            jobs.append(
+                {
+                    "id": new_id("job"),
+                    "kind": "evaluate",
+                    "project_id": row["project_id"],
+                    "run_id": row["run_id"],
+                    "span_id": row["id"],
+                    "evaluator_type": name,
+                    "payload": {},
+                    "status": "queued",
+                    "attempts": 0,
+                    "available_at": now,
+                    "created_at": now,
+                }
+            )
+    if jobs:
+        session.execute(insert(Job), jobs)
+    return len(jobs)
+
+
+def _evaluator_names(session: Session, project_id: str, run_id: str | None) -> list[str]:
+    if run_id is not None:
+        attached = session.execute(select(Run.evaluators).where(Run.id == run_id)).scalar_one_or_none()
+        if attached is not None:
+            return list(attached)
+    return list(
+        session.execute(
+            select(Evaluator.name)
+            .where(Evaluator.project_id == project_id)
+            .distinct()
+            .order_by(Evaluator.name)
+        ).scalars()
+    )
+
+
+# --- reading -------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TracePage:
+    traces: list[Trace]
+    next_cursor: str | None
+
+
+def list_traces(
+    session: Session,
+    *,
+    principal: Principal,
+    project_id: str,
+    run_id: str | None = None,
+    session_id: str | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> TracePage:
+    """Newest first."""
+    get_project(session, workspace_id=principal.workspace_id, project_id=project_id)
+    query = select(Trace).where(Trace.project_id == project_id)
+    if run_id:
+        query = query.where(Trace.run_id == run_id)
+    if session_id:
+        query = query.where(Trace.session_id == session_id)
+    if cursor:
+        start_time, trace_id = decode_cursor(cursor, types=(datetime, str))
+        query = query.where(tuple_(Trace.start_time, Trace.trace_id) < tuple_(start_time, trace_id))
+    rows = list(
+        session.execute(
+            query.order_by(Trace.start_time.desc(), Trace.trace_id.desc()).limit(limit + 1)
+        ).scalars()
+    )
+    next_cursor = (
+        encode_cursor(rows[limit - 1].start_time, rows[limit - 1].trace_id) if len(rows) > limit else None
+    )
+    return TracePage(traces=rows[:limit], next_cursor=next_cursor)
+
+
+@dataclass
+class TraceTree:
+    trace: Trace
+    spans: list[Span]  # in start order
+    children: dict[str | None, list[Span]]  # parent span id -> children; None: the roots
+
+    @property
+    def roots(self) -> list[Span]:
+        """Spans without a parent, or whose parent never arrived."""
+        known = {span.span_id for span in self.spans}
+        return [s for s in self.spans if s.parent_span_id is None or s.parent_span_id not in known]
+
+
+def get_trace(
+    session: Session, *, principal: Principal, trace_id: str, project_id: str | None = None
+) -> TraceTree:
+    query = (
+        select(Trace)
+        .join(Project, Project.id == Trace.project_id)
+        .where(Trace.trace_id == trace_id.lower(), Project.workspace_id == principal.workspace_id)
+    )
+    if project_id:
+        query = query.where(Trace.project_id == project_id)
+    trace = session.execute(query.limit(1)).scalar_one_or_none()
+    if trace is None:
+        raise TraceNotFound(f"No trace {trace_id} in this workspace.", details={"trace_id": trace_id})
+    spans = list(
+        session.execute(
+            select(Span)
+            .where(Span.project_id == trace.project_id, Span.trace_id == trace.trace_id)
+            .order_by(Span.start_time, Span.span_id)
+        ).scalars()
+    )
+    children: dict[str | None, list[Span]] = defaultdict(list)
+    for span in spans:
+        children[span.parent_span_id].append(span)
+    return TraceTree(trace=trace, spans=spans, children=dict(children))
+
+
+def get_session_turns(
+    session: Session,
+    *,
+    principal: Principal,
+    session_id: str,
+    project_id: str | None = None,
+    limit: int = 1000,
+) -> list[Span]:
+    """The conversation of an OpenInference session: its LLM interactions in time order."""
+    query = (
+        select(Span)
+        .join(Project, Project.id == Span.project_id)
+        .where(
+            Project.workspace_id == principal.workspace_id,
+            Span.session_id == session_id,
+            Span.query.is_not(None),
+        )
+    )
+    if project_id:
+        query = query.where(Span.project_id == project_id)
+    turns = list(session.execute(query.order_by(Span.start_time, Span.span_id).limit(limit)).scalars())
+    if not turns:
+        raise SessionNotFound(
+            f"No session {session_id} with interactions in this workspace.",
+            details={"session_id": session_id},
+        )
+    return turns
