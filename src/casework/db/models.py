@@ -313,7 +313,7 @@ class Trace(Base):
 
 
 class Span(Base):
-    """One OpenTelemetry span as received. An LLM span is also an *interaction*: query, response, context."""
+    """One OpenTelemetry span as received. An LLM span (``kind`` LLM) is also an *interaction*."""
 
     __tablename__ = "spans"
     __table_args__ = (
@@ -343,10 +343,8 @@ class Span(Base):
     completion_tokens: Mapped[int | None] = mapped_column(Integer, default=None)
     attributes: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     events: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
-    # The interaction, for LLM spans.
-    query: Mapped[str | None] = mapped_column(Text, default=None)
-    response: Mapped[str | None] = mapped_column(Text, default=None)
-    context: Mapped[str | None] = mapped_column(Text, default=None)
+    # An LLM span's interaction (query, response, context) is read from its attributes when needed
+    # (casework.tracing.openinference), not stored twice: row size is what bounds ingestion on SQLite.
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

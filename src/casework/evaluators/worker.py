@@ -160,7 +160,9 @@ class Worker:
             self._slot_free.set()
 
     async def _evaluate(self, job: job_service.ClaimedJob) -> None:
-        assert job.interaction is not None and job.evaluator_type is not None
+        if job.interaction is None or job.evaluator_type is None:
+            await self._fail(job, "the span holds no interaction to evaluate", retryable=False)
+            return
         principal = Principal(
             key_id="worker", workspace_id=job.workspace_id, role=Role.admin, label="casework-worker"
         )

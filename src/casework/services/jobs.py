@@ -27,6 +27,7 @@ from casework.ids import new_id
 from casework.services.auth import Principal
 from casework.services.pagination import decode_cursor, encode_cursor
 from casework.services.projects import get_project
+from casework.tracing.openinference import interaction_of
 
 STATUSES = ("queued", "running", "done", "failed")
 MAX_BACKOFF_SECONDS = 300
@@ -125,11 +126,7 @@ def claim_jobs(
                 run_id=job.run_id,
                 evaluator_type=job.evaluator_type,
                 payload=dict(job.payload),
-                interaction=(
-                    Interaction(query=span.query or "", response=span.response or "", context=span.context)
-                    if span is not None
-                    else None
-                ),
+                interaction=interaction_of(span.attributes) if span is not None else None,
                 trace_id=span.trace_id if span is not None else None,
                 span_id=span.span_id if span is not None else None,
             )

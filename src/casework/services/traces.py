@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, tuple_
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.orm import Session
 
-from casework.db.dialect import greatest, insert_statement, least
+from casework.db.dialect import fast_insert, greatest, insert_statement, least
 from casework.db.models import Evaluator, Job, Project, Run, Span, Trace
 from casework.db.types import utcnow
 from casework.errors import RunNotFound, SessionNotFound, TraceNotFound
@@ -92,26 +92,48 @@ def ingest_spans(session: Session, *, principal: Principal, records: list[SpanRe
                 "completion_tokens": facts.completion_tokens,
                 "attributes": record.attributes,
                 "events": record.events,
-                "query": interaction.query if interaction else None,
-                "response": interaction.response if interaction else None,
-                "context": interaction.context if interaction else None,
+                "interactive": interaction is not None,  # not a column: whether to queue evaluations
                 "created_at": now,
             }
         )
-    inserted = set(
-        session.execute(
-            insert_statement(session, Span)
-            .on_conflict_do_nothing(index_elements=["project_id", "trace_id", "span_id"])
-            .returning(Span.id),
-            rows,
-        ).scalars()
-    )
-    new_rows = [row for row in rows if row["id"] in inserted]
+    # An exporter that retries after a lost reply sends spans again: those already stored are left out. (Two
+    # requests racing with the same new span: ON CONFLICT keeps one; the other's jobs then fail their foreign
+    # key, the request gets 500, and the exporter's retry finds the span stored.)
+    stored, known_traces = _stored_keys(session, rows)
+    new_rows = [row for row in rows if (row["project_id"], row["trace_id"], row["span_id"]) not in stored]
+    fast_insert(session, Span.__table__, new_rows, skip_conflicts=True)
     result.stored = len(new_rows)
     result.project_ids = {str(row["project_id"]) for row in new_rows}
-    _update_traces(session, new_rows)
+    _update_traces(session, new_rows, known_traces)
     result.jobs = _queue_evaluations(session, new_rows, now)
     return result
+
+
+def _stored_keys(
+    session: Session, rows: list[dict[str, Any]]
+) -> tuple[set[tuple[str, str, str]], set[tuple[str, str]]]:
+    """The spans of ``rows`` already stored, and the (project, trace) pairs that already have a summary."""
+    by_project: dict[str, set[str]] = defaultdict(set)
+    for row in rows:
+        by_project[row["project_id"]].add(row["trace_id"])
+    found: set[tuple[str, str, str]] = set()
+    traces: set[tuple[str, str]] = set()
+    for project_id, trace_ids in by_project.items():
+        # Only traces that already have a summary can hold stored spans: usually none of them.
+        known = list(
+            session.execute(
+                select(Trace.trace_id).where(Trace.project_id == project_id, Trace.trace_id.in_(trace_ids))
+            ).scalars()
+        )
+        traces.update((project_id, trace_id) for trace_id in known)
+        if known:
+            rows_found = session.execute(
+                select(Span.project_id, Span.trace_id, Span.span_id).where(
+                    Span.project_id == project_id, Span.trace_id.in_(known)
+                )
+            ).all()
+            found.update((row[0], row[1], row[2]) for row in rows_found)
+    return found, traces
 
 
 def _target(
@@ -135,7 +157,7 @@ def _target(
     return project.id, None
 
 
-def _update_traces(session: Session, rows: list[dict[str, Any]]) -> None:
+def _update_traces(session: Session, rows: list[dict[str, Any]], known: set[tuple[str, str]]) -> None:
     summaries: dict[tuple[str, str], dict[str, Any]] = {}
     for row in rows:
         key = (row["project_id"], row["trace_id"])
@@ -156,7 +178,7 @@ def _update_traces(session: Session, rows: list[dict[str, Any]]) -> None:
         summary["start_time"] = min(summary["start_time"], row["start_time"])
         summary["end_time"] = max(summary["end_time"], row["end_time"])
         summary["span_count"] += 1
-        summary["interaction_count"] += row["query"] is not None
+        summary["interaction_count"] += row["interactive"]
         summary["error_count"] += row["status_code"] == "ERROR"
         summary["run_id"] = summary["run_id"] or row["run_id"]
         summary["session_id"] = summary["session_id"] or row["session_id"]
@@ -164,8 +186,19 @@ def _update_traces(session: Session, rows: list[dict[str, Any]]) -> None:
             summary["root_name"] = row["name"]
     if not summaries:
         return
+    # On SQLite (one writer at a time, so ``known`` is exact) new traces, the usual case, are plain inserts
+    # and only traces that already have spans are merged by the upsert. On PostgreSQL a concurrent request
+    # may create the same trace meanwhile, so every summary goes through the upsert.
+    ordered = sorted(summaries.values(), key=lambda s: (s["project_id"], s["trace_id"]))
+    if session.get_bind().dialect.name == "postgresql":
+        known = {(s["project_id"], s["trace_id"]) for s in ordered}
+    fresh = [s for s in ordered if (s["project_id"], s["trace_id"]) not in known]
+    fast_insert(session, Trace.__table__, fresh)
+    again = [s for s in ordered if (s["project_id"], s["trace_id"]) in known]
+    if not again:
+        return
     table = Trace.__table__
-    statement = insert_statement(session, Trace)
+    statement = insert_statement(session, table)
     excluded = statement.excluded
     statement = statement.on_conflict_do_update(
         index_elements=["project_id", "trace_id"],
@@ -181,13 +214,12 @@ def _update_traces(session: Session, rows: list[dict[str, Any]]) -> None:
         },
     )
     # Sorted, so concurrent requests touching the same traces lock them in one order (no deadlocks).
-    for summary in sorted(summaries.values(), key=lambda s: (s["project_id"], s["trace_id"])):
-        session.execute(statement, summary)
+    session.execute(statement, again)
 
 
 def _queue_evaluations(session: Session, rows: list[dict[str, Any]], now: datetime) -> int:
     """One job per (interaction, evaluator): the run's evaluators, or else the project's."""
-    interactions = [row for row in rows if row["query"] is not None]
+    interactions = [row for row in rows if row["interactive"]]
     if not interactions:
         return 0
     names_by_target: dict[tuple[str, str | None], list[str]] = {}
@@ -213,7 +245,7 @@ def _queue_evaluations(session: Session, rows: list[dict[str, Any]], now: dateti
                 }
             )
     if jobs:
-        session.execute(insert(Job), jobs)
+        fast_insert(session, Job.__table__, jobs)
     return len(jobs)
 
 
@@ -326,7 +358,7 @@ def get_session_turns(
         .where(
             Project.workspace_id == principal.workspace_id,
             Span.session_id == session_id,
-            Span.query.is_not(None),
+            Span.kind == "LLM",
         )
     )
     if project_id:

@@ -28,7 +28,7 @@ class TraceList(BaseModel):
     next_cursor: str | None = None
 
 
-class SpanPublic(Public):
+class SpanPublic(BaseModel):
     span_id: str
     parent_span_id: str | None
     name: str
@@ -57,7 +57,7 @@ class TraceDetail(TracePublic):
     spans: list[SpanNode]  # the roots, each with its children, in start order
 
 
-class Turn(Public):
+class Turn(BaseModel):
     trace_id: str
     span_id: str
     start_time: datetime

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
+from pydantic import BaseModel
 
 from casework.api.deps import Caller, Db
 from casework.api.schemas.common import Cursor, Limit
@@ -25,6 +26,7 @@ from casework.errors import ServiceUnavailable
 from casework.services import jobs as job_service
 from casework.services import traces as trace_service
 from casework.services.traces import TraceTree
+from casework.tracing.openinference import interaction_of
 from casework.tracing.otlp import encode_response
 
 otlp = APIRouter(tags=["traces"])
@@ -108,9 +110,20 @@ async def get_trace(
 
 def _node(tree: TraceTree, span: Span) -> SpanNode:
     return SpanNode(
-        **SpanPublic.model_validate(span).model_dump(),
-        children=[_node(tree, child) for child in tree.children.get(span.span_id, [])],
+        **_span_fields(span), children=[_node(tree, child) for child in tree.children.get(span.span_id, [])]
     )
+
+
+def _span_fields(span: Span, model: type[BaseModel] = SpanPublic) -> dict[str, Any]:
+    """The span's columns that ``model`` shows, and for an LLM span its interaction (from its attributes)."""
+    interaction = interaction_of(span.attributes) if span.kind == "LLM" else None
+    fields = {name: getattr(span, name) for name in model.model_fields if hasattr(Span, name)}
+    return {
+        **fields,
+        "query": interaction.query if interaction else None,
+        "response": interaction.response if interaction else None,
+        "context": interaction.context if interaction else None,
+    }
 
 
 @router.get(
@@ -125,7 +138,7 @@ async def get_session(
     return SessionDetail(
         session_id=session_id,
         project_id=turns[0].project_id,
-        turns=[Turn.model_validate(turn) for turn in turns],
+        turns=[Turn.model_validate(_span_fields(turn, Turn)) for turn in turns],
     )
 
 

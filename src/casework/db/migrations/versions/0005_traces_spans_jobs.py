@@ -2,7 +2,7 @@
 
 Revision ID: 0005
 Revises: 0004
-Create Date: 2026-11-22 22:04:48.790083
+Create Date: 2026-11-22 22:24:05.340107
 """
 
 from collections.abc import Sequence
@@ -50,9 +50,6 @@ def upgrade() -> None:
             sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
             nullable=False,
         ),
-        sa.Column("query", sa.Text(), nullable=True),
-        sa.Column("response", sa.Text(), nullable=True),
-        sa.Column("context", sa.Text(), nullable=True),
         sa.Column("created_at", casework.db.types.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["project_id"], ["projects.id"], name=op.f("fk_spans_project_id_projects"), ondelete="CASCADE"
