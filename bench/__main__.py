@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ["startup", "review_queue", "memory", "loop", "ingest"]
+BENCHMARKS = ["startup", "review_queue", "memory", "loop", "ingest", "ui"]
 
 if __name__ == "__main__":
     for name in sys.argv[1:] or BENCHMARKS:

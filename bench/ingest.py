@@ -33,6 +33,7 @@ BATCH = 512  # the BatchSpanProcessor's default export size
 PROJECT = "ingest-bench"
 EVALUATIONS = 2_000
 JUDGE_DELAY = 0.2
+WORKER_CONCURRENCY = int(os.environ.get("CASEWORK_BENCH_WORKER_CONCURRENCY", "32"))
 PHOENIX_VENV = Path(__file__).resolve().parent / ".phoenix-venv"
 
 
@@ -84,18 +85,23 @@ def make_spans(first_trace: int, traces: int, project: str) -> list[Any]:
 
 
 def send(args: tuple[str, dict[str, str], int, int, float, str]) -> tuple[str, int, float]:
-    """One sender process: make its spans, wait for the common start, export them in batches of 512."""
+    """One sender process: make its spans, wait for the common start, export them in batches of 512.
+
+    The stock exporter retries a refused batch (503, 429) six times with backoff, then gives up; here a batch
+    it gave up on is handed to it again (and counted), so a slow server is measured at its own pace instead
+    of losing spans.
+    """
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.trace.export import SpanExportResult
 
     endpoint, headers, first_trace, traces, start_at, project = args
     spans = make_spans(first_trace, traces, project)
-    exporter = OTLPSpanExporter(endpoint=endpoint, headers=headers, timeout=60)
+    exporter = OTLPSpanExporter(endpoint=endpoint, headers=headers, timeout=120)
     failures = 0
     while time.time() < start_at:
         time.sleep(0.001)
     for i in range(0, len(spans), BATCH):
-        if exporter.export(spans[i : i + BATCH]) is not SpanExportResult.SUCCESS:
+        while exporter.export(spans[i : i + BATCH]) is not SpanExportResult.SUCCESS:
             failures += 1
     exporter.shutdown()
     last = spans[-1].context.trace_id
@@ -117,7 +123,7 @@ def run_senders(
         return pool.map(send, jobs), start_at
 
 
-def wait_until(check: Any, timeout: float = 900) -> float:
+def wait_until(check: Any, timeout: float = 3600) -> float:
     deadline = time.time() + timeout
     while time.time() < deadline:
         if check():
@@ -242,7 +248,8 @@ def measure_worker(home: Path) -> dict[str, Any]:
     saved = {k: os.environ.get(k) for k in ("OPENAI_API_KEY", "OPENAI_BASE_URL")}
     os.environ.update({"OPENAI_API_KEY": "bench", "OPENAI_BASE_URL": f"http://127.0.0.1:{judge_port}/v1"})
     try:
-        with casework_server(home) as (url, _process):
+        settings = {"CASEWORK_WORKER_CONCURRENCY": str(WORKER_CONCURRENCY)}
+        with casework_server(home, settings=settings) as (url, _process):
             key = (home / "admin-key").read_text().strip()
             with httpx.Client(base_url=url, headers={"x-api-key": key}, timeout=60) as client:
                 project = client.post("/api/v1/projects", json={"name": "worker-bench"}).json()
@@ -317,22 +324,22 @@ def main() -> None:
         (
             f"{SPANS:,} OpenInference spans (3 per trace, ~1 KB text each), stock OTLP/HTTP exporter, "
             f"{SENDERS} sender processes, until all queryable, SQLite",
-            ">= 5,000 spans/s",
             f"{ours_rate:,.0f} spans/s ({ours['seconds']:.1f} s; exporters done at {ours['sent_seconds']:.1f} s; "
-            f"{ours['stored']:,} stored; {ours['failures']} failed exports)",
+            f"{ours['stored']:,} stored; {ours['failures']} exports given up and sent again)",
+            ">= 5,000 spans/s",
         ),
         (
             f"the same spans into Arize Phoenix {theirs['version']} (phoenix serve, SQLite)",
-            "",
             f"{theirs_rate:,.0f} spans/s ({theirs['seconds']:.1f} s; {theirs['stored']:,} of {SPANS:,} stored; "
-            f"exporters done at {theirs['sent_seconds']:.1f} s, before storing; {theirs['failures']} failed exports)",
+            f"exporters done at {theirs['sent_seconds']:.1f} s; {theirs['failures']} exports given up and sent again)",
+            "",
         ),
-        ("Casework / Phoenix", ">= 10x", f"{ratio:.1f}x"),
+        ("Casework / Phoenix", f"{ratio:.1f}x", ">= 10x"),
         (
             f"worker evaluations/s: {EVALUATIONS:,} traced interactions, built-in correctness evaluator, judge "
-            f"answering in {JUDGE_DELAY * 1000:.0f} ms, in-process worker (32 at a time)",
-            "",
+            f"answering in {JUDGE_DELAY * 1000:.0f} ms, in-process worker ({WORKER_CONCURRENCY} at a time)",
             f"{evaluations_rate:,.0f} evaluations/s ({worker['failed']} failed)",
+            "",
         ),
     ]
     write_section("ingest", measures_table(rows))

@@ -68,7 +68,12 @@ def free_port() -> int:
 
 @contextmanager
 def casework_server(
-    home: Path, *, database_url: str | None = None, port: int | None = None, workers: int = 1
+    home: Path,
+    *,
+    database_url: str | None = None,
+    port: int | None = None,
+    workers: int = 1,
+    settings: dict[str, str] | None = None,
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """Run ``casework serve`` as a user would; yield its URL and process once /readyz answers."""
     port = port or free_port()
@@ -83,6 +88,7 @@ def casework_server(
     )
     if database_url:
         env["CASEWORK_DATABASE_URL"] = database_url
+    env.update(settings or {})
     process = subprocess.Popen(
         [sys.executable, "-m", "casework", "serve"],
         env=env,

@@ -27,10 +27,18 @@ def test_first_start_prints_and_stores_the_admin_key_once(env: dict[str, str]) -
         workspace = httpx.get(f"{url}/api/v1/workspaces/current", headers={"x-api-key": key}).json()
         assert workspace["name"] == "default"
         assert_the_demo_shows_the_loop(url, key)
+        # A browser signs in with a link from `casework login-link`, once.
+        link = casework("login-link", "--key-label", "admin", env=env).stdout.strip()
+        assert link.startswith(f"{url}/login?token=")
+        with httpx.Client() as browser:
+            assert browser.get(link).status_code == 303
+            assert "bank-support-demo" in browser.get(f"{url}/", headers={"accept": "text/html"}).text
+        assert httpx.get(link).status_code == 401
     text = "\n".join(output)
     assert key in text
     assert url in text
     assert str(key_file) in text
+    assert f"{url}/login?token=" in text  # the first start's sign-in link
 
     with serving(env) as (url, output):
         assert httpx.get(f"{url}/api/v1/projects", headers={"x-api-key": key}).status_code == 200
@@ -91,6 +99,7 @@ def test_every_command_has_help(env: dict[str, str]) -> None:
         ["keys", "revoke"],
         ["settings"],
         ["worker"],
+        ["login-link"],
     ):
         result = casework(*command, "--help", env=env)
         assert result.returncode == 0

@@ -19,6 +19,7 @@ from casework.demo import DEMO_PROJECT, seed_demo
 from casework.errors import CaseworkError
 from casework.services import auth
 from casework.services.bootstrap import bootstrap
+from casework.services.web_auth import create_login_link_token
 from casework.services.workspaces import get_or_create_workspace
 
 app = typer.Typer(
@@ -74,6 +75,10 @@ def serve(
         out.print("First start: created workspace 'default' and an admin API key (shown once):\n")
         out.print(f"    {created.secret}\n", highlight=False)
         out.print(f"It is saved in {settings.admin_key_path} (mode 0600).")
+        with database.transaction() as session:
+            token = create_login_link_token(session, api_key_id=created.api_key.id)
+        out.print("Open the reviewer UI (this link signs you in once, within 24 hours):\n")
+        out.print(f"    {settings.base_url}/login?token={token}\n", highlight=False, soft_wrap=True)
         out.print(
             f"A demo project, {DEMO_PROJECT!r}, has borderline cases waiting for review: decide one, and watch "
             "its look-alikes get resolved by memory."
@@ -129,6 +134,27 @@ def worker(
         asyncio.run(run_worker_process(settings, database, announce=out.print))
     finally:
         database.dispose()
+
+
+@app.command("login-link")
+def login_link(
+    key_label: Annotated[
+        str, typer.Option(help="The label of the API key to sign in as (see `casework keys list`).")
+    ],
+) -> None:
+    """Print a one-time link that signs a browser in to the web UI as an API key (valid 24 hours)."""
+    settings = Settings()
+    database = _open_database(settings)
+    migrate.upgrade(database)
+    try:
+        with database.transaction() as session:
+            token = create_login_link_token(session, key_label=key_label)
+    except CaseworkError as error:
+        err.print(f"[red]{error.message}[/red]")
+        raise typer.Exit(1) from error
+    finally:
+        database.dispose()
+    out.print(f"{settings.base_url}/login?token={token}", highlight=False, soft_wrap=True)
 
 
 @db_app.command("upgrade")

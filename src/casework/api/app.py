@@ -9,7 +9,6 @@ from contextlib import asynccontextmanager
 
 from anyio import CapacityLimiter
 from fastapi import FastAPI
-from fastapi.responses import RedirectResponse
 
 from casework import __version__
 from casework.api.deps import KeyCache
@@ -22,6 +21,7 @@ from casework.db.engine import Database
 from casework.evaluators.judge import LLMJudge
 from casework.evaluators.runner import EvaluationRunner
 from casework.evaluators.worker import Worker
+from casework.web import routes as web
 
 
 def create_app(
@@ -85,10 +85,7 @@ def create_app(
     app.include_router(evaluators.router)
     app.include_router(controls.router)
 
-    @app.get("/", include_in_schema=False)
-    def home() -> RedirectResponse:
-        return RedirectResponse("/docs")
-
+    web.install(app)
     return app
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -51,9 +51,20 @@ def _validation_details(exc: RequestValidationError) -> dict[str, Any]:
     return {"errors": errors}
 
 
+def _for_a_person(request: Request) -> bool:
+    """A page of the web UI asked for by a browser: errors are shown as a page, not as JSON."""
+    return (
+        not request.url.path.startswith(("/api/", "/v1/"))
+        and "text/html" in request.headers.get("accept", "")
+        and getattr(request.app.state, "render_error", None) is not None
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(CaseworkError)
-    async def _casework(_request: Request, exc: CaseworkError) -> JSONResponse:
+    async def _casework(request: Request, exc: CaseworkError) -> Response:
+        if _for_a_person(request):
+            return request.app.state.render_error(request, exc)  # type: ignore[no-any-return]
         return error_response(exc)
 
     @app.exception_handler(RequestValidationError)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from casework.db.models import Evaluation, Evaluator
@@ -15,7 +15,7 @@ from casework.ids import new_id
 from casework.services import jobs
 from casework.services.auth import Principal
 from casework.services.evaluators import definition_of
-from casework.services.pagination import decode_cursor, encode_cursor
+from casework.services.pagination import newest_first
 from casework.services.projects import get_project
 from casework.services.reviews import enqueue_review
 
@@ -160,13 +160,7 @@ def list_evaluations(
         query = query.where(Evaluation.evaluator_type == evaluator_type)
     if run_id:
         query = query.where(Evaluation.run_id == run_id)
-    if cursor:
-        created_at, evaluation_id = decode_cursor(cursor, types=(type(utcnow()), str))
-        query = query.where(tuple_(Evaluation.created_at, Evaluation.id) < tuple_(created_at, evaluation_id))
-    rows = list(
-        session.execute(
-            query.order_by(Evaluation.created_at.desc(), Evaluation.id.desc()).limit(limit + 1)
-        ).scalars()
+    rows, next_cursor = newest_first(
+        session, query, (Evaluation.created_at, Evaluation.id), limit=limit, cursor=cursor
     )
-    next_cursor = encode_cursor(rows[limit - 1].created_at, rows[limit - 1].id) if len(rows) > limit else None
-    return EvaluationPage(evaluations=rows[:limit], next_cursor=next_cursor)
+    return EvaluationPage(evaluations=rows, next_cursor=next_cursor)

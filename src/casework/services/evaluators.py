@@ -175,3 +175,15 @@ def start_run(
         resolve_evaluators(session, principal=principal, project_id=project_id, names=evaluators)
         run.evaluators = list(dict.fromkeys(evaluators))
     return run, created
+
+
+def evaluator_names(session: Session, project_id: str) -> list[str]:
+    """The names of a project's evaluators, whatever their versions."""
+    return list(
+        session.execute(
+            select(Evaluator.name)
+            .where(Evaluator.project_id == project_id)
+            .distinct()
+            .order_by(Evaluator.name)
+        ).scalars()
+    )

@@ -13,10 +13,10 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select, tuple_, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from casework.db.models import Job, Project, Span
@@ -25,7 +25,7 @@ from casework.errors import JobNotFound
 from casework.evaluators.judge import Interaction
 from casework.ids import new_id
 from casework.services.auth import Principal
-from casework.services.pagination import decode_cursor, encode_cursor
+from casework.services.pagination import newest_first
 from casework.services.projects import get_project
 from casework.tracing.openinference import interaction_of
 
@@ -212,14 +212,8 @@ def list_jobs(
         query = query.where(Job.status == status)
     if run_id:
         query = query.where(Job.run_id == run_id)
-    if cursor:
-        created_at, job_id = decode_cursor(cursor, types=(datetime, str))
-        query = query.where(tuple_(Job.created_at, Job.id) < tuple_(created_at, job_id))
-    rows = list(
-        session.execute(query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1)).scalars()
-    )
-    next_cursor = encode_cursor(rows[limit - 1].created_at, rows[limit - 1].id) if len(rows) > limit else None
-    return JobPage(jobs=rows[:limit], next_cursor=next_cursor)
+    rows, next_cursor = newest_first(session, query, (Job.created_at, Job.id), limit=limit, cursor=cursor)
+    return JobPage(jobs=rows, next_cursor=next_cursor)
 
 
 def get_job(session: Session, *, principal: Principal, job_id: str) -> Job:

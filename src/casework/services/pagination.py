@@ -7,6 +7,9 @@ import json
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import Select, tuple_
+from sqlalchemy.orm import Session
+
 from casework.errors import InvalidCursor
 
 
@@ -34,3 +37,21 @@ def decode_cursor(cursor: str, *, types: tuple[type, ...]) -> tuple[Any, ...]:
 def to_json_time(value: datetime | None) -> str | None:
     """ISO 8601 in UTC with a Z, as every API reply writes times."""
     return None if value is None else value.isoformat().replace("+00:00", "Z")
+
+
+def newest_first(
+    session: Session, query: Select[Any], columns: tuple[Any, Any], *, limit: int, cursor: str | None
+) -> tuple[list[Any], str | None]:
+    """One page of ``query``'s rows, newest first by ``columns`` (a time column, then a string id to break
+    ties), and the cursor of the next page."""
+    time_column, id_column = columns
+    if cursor:
+        when, last_id = decode_cursor(cursor, types=(datetime, str))
+        query = query.where(tuple_(time_column, id_column) < tuple_(when, last_id))
+    rows = list(
+        session.execute(query.order_by(time_column.desc(), id_column.desc()).limit(limit + 1)).scalars()
+    )
+    if len(rows) <= limit:
+        return rows, None
+    last = rows[limit - 1]
+    return rows[:limit], encode_cursor(getattr(last, time_column.key), getattr(last, id_column.key))

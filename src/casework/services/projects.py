@@ -66,3 +66,11 @@ def list_runs(session: Session, *, workspace_id: str, project_id: str) -> list[R
             select(Run).where(Run.project_id == project_id).order_by(Run.created_at.desc(), Run.id.desc())
         ).scalars()
     )
+
+
+def update_project(
+    session: Session, *, workspace_id: str, project_id: str, review_target_hours: float
+) -> Project:
+    project = get_project(session, workspace_id=workspace_id, project_id=project_id)
+    project.review_target_hours = review_target_hours
+    return project

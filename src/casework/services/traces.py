@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from casework.db.dialect import fast_insert, greatest, insert_statement, least
@@ -17,7 +17,7 @@ from casework.db.types import utcnow
 from casework.errors import RunNotFound, SessionNotFound, TraceNotFound
 from casework.ids import new_id
 from casework.services.auth import Principal
-from casework.services.pagination import decode_cursor, encode_cursor
+from casework.services.pagination import newest_first
 from casework.services.projects import get_or_create_project, get_project
 from casework.tracing.openinference import span_facts
 from casework.tracing.otlp import SpanRecord, decode_request
@@ -290,18 +290,10 @@ def list_traces(
         query = query.where(Trace.run_id == run_id)
     if session_id:
         query = query.where(Trace.session_id == session_id)
-    if cursor:
-        start_time, trace_id = decode_cursor(cursor, types=(datetime, str))
-        query = query.where(tuple_(Trace.start_time, Trace.trace_id) < tuple_(start_time, trace_id))
-    rows = list(
-        session.execute(
-            query.order_by(Trace.start_time.desc(), Trace.trace_id.desc()).limit(limit + 1)
-        ).scalars()
+    rows, next_cursor = newest_first(
+        session, query, (Trace.start_time, Trace.trace_id), limit=limit, cursor=cursor
     )
-    next_cursor = (
-        encode_cursor(rows[limit - 1].start_time, rows[limit - 1].trace_id) if len(rows) > limit else None
-    )
-    return TracePage(traces=rows[:limit], next_cursor=next_cursor)
+    return TracePage(traces=rows, next_cursor=next_cursor)
 
 
 @dataclass

@@ -22,7 +22,14 @@ class ProjectPublic(Public):
     id: str
     name: str
     workspace_id: str
+    review_target_hours: float
     created_at: datetime
+
+
+class ProjectUpdate(Strict):
+    review_target_hours: float = Field(
+        gt=0, le=24 * 365, description="How long a review may wait before the queue shows it red."
+    )
 
 
 class ProjectList(BaseModel):

@@ -9,6 +9,7 @@ from casework.api.schemas.projects import (
     ProjectCreate,
     ProjectList,
     ProjectPublic,
+    ProjectUpdate,
     RunCreate,
     RunList,
     RunPublic,
@@ -50,6 +51,18 @@ async def list_projects(db: Db, caller: Caller) -> ProjectList:
 @router.get("/projects/{project_id}", response_model=ProjectPublic, summary="One project")
 async def get_project(project_id: str, db: Db, caller: Caller) -> ProjectPublic:
     project = await db(project_service.get_project, workspace_id=caller.workspace_id, project_id=project_id)
+    return ProjectPublic.model_validate(project)
+
+
+@router.patch("/projects/{project_id}", response_model=ProjectPublic, summary="Change a project's settings")
+async def update_project(project_id: str, body: ProjectUpdate, db: Db, caller: Caller) -> ProjectPublic:
+    caller.require_write()
+    project = await db(
+        project_service.update_project,
+        workspace_id=caller.workspace_id,
+        project_id=project_id,
+        review_target_hours=body.review_target_hours,
+    )
     return ProjectPublic.model_validate(project)
 
 
