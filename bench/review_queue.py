@@ -34,6 +34,7 @@ from casework.db import migrate
 from casework.db.engine import Database
 from casework.db.models import Project, Review, Workspace
 from casework.ids import new_id
+from casework.services.review_counts import recount
 
 SIZES = {"sqlite": 1_000_000, "postgresql": 100_000}
 OPTIONS = ["faithful", "hallucinated"]
@@ -95,6 +96,8 @@ def seed(database_url: str, count: int) -> str:
             batch = []
             print(f"\r  seeded {i + 1:,} reviews", end="", flush=True)
     print()
+    with database.transaction() as session:
+        recount(session, project_id)  # the rows went in around the services, which keep the counts
     with database.engine.connect() as connection:
         connection.exec_driver_sql("ANALYZE")
     database.dispose()

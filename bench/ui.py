@@ -22,14 +22,12 @@ REVIEWS = 1_000_000
 REQUESTS = 40
 
 
-def sign_in(url: str, database_url: str) -> httpx.Client:
+def sign_in(client: httpx.Client, database_url: str) -> None:
     database = Database.from_url(database_url)
     with database.transaction() as session:
         token = create_login_link_token(session, key_label="admin")
     database.dispose()
-    client = httpx.Client(base_url=url, timeout=60, headers={"accept": "text/html"})
-    client.get(f"/login?token={token}")
-    return client
+    assert client.get(f"/login?token={token}").status_code == 303
 
 
 def timings(client: httpx.Client, path: str) -> list[float]:
@@ -52,7 +50,11 @@ def main() -> None:
         database_url = f"sqlite:///{home / 'casework.db'}"
         print(f"seeding {REVIEWS:,} reviews")
         project_id = seed(database_url, REVIEWS)
-        with casework_server(home) as (url, _), sign_in(url, database_url) as client:
+        with (
+            casework_server(home) as (url, _),
+            httpx.Client(base_url=url, timeout=60, headers={"accept": "text/html"}) as client,
+        ):
+            sign_in(client, database_url)
             queue = client.get(f"/projects/{project_id}/queue")
             review_path = queue.text.split('href="/reviews/', 1)[1].split('"', 1)[0]
             pages = {

@@ -97,6 +97,14 @@ class Review(Base):
         # status=all (and its export) in creation order; polling for new reviews (created_after).
         Index("ix_reviews_project_id_created_at", "project_id", "created_at", "id"),
         # At most one pending review per (project, evaluator, span or trace): enqueuing twice is idempotent.
+        # The queue's oldest pending review, at any volume (a plain index would walk past resolved ones).
+        Index(
+            "ix_reviews_pending_created_at",
+            "project_id",
+            "created_at",
+            sqlite_where=text("status = 'pending'"),
+            postgresql_where=text("status = 'pending'"),
+        ),
         Index(
             "uq_reviews_pending_dedupe",
             "project_id",
@@ -136,6 +144,18 @@ class Review(Base):
     resolution_tags: Mapped[list[str] | None] = mapped_column(JSONType, default=None)
     resolution_submitted_by: Mapped[str | None] = mapped_column(String(300), default=None)
     control_id: Mapped[str | None] = mapped_column(String(40), default=None)
+
+
+class ReviewCount(Base):
+    """How many reviews a project has in each state, kept in the transaction that changes them: counting
+    500,000 pending reviews took 80 ms and grouping the resolved ones 800 ms (bench/ui.py); this is one row."""
+
+    __tablename__ = "review_counts"
+
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True)
+    status: Mapped[str] = mapped_column(String(20), primary_key=True)
+    resolved_by: Mapped[str] = mapped_column(String(20), primary_key=True)  # "" unless resolved
+    n: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class Control(Base):

@@ -13,7 +13,7 @@ from casework.db.types import utcnow
 from casework.evaluators.judge import Verdict
 from casework.memory.retrieval import DEFAULT_MIN_SCORE
 from casework.memory.similarity import content_words, control_similarity
-from casework.services import audit
+from casework.services import audit, review_counts
 from casework.services.evaluators import latest
 
 MEMORY_REVIEWER = "casework-memory"
@@ -93,6 +93,9 @@ def resolve_by_memory(session: Session, *, decisions: Sequence[tuple[str, Verdic
         review.resolution_tags = []
         review.resolution_submitted_by = MEMORY_REVIEWER
         review.control_id = control_id
+        review_counts.bump(
+            session, review.project_id, {review_counts.PENDING: -1, review_counts.resolved_by("memory"): 1}
+        )
         audit.record(
             session,
             project_id=review.project_id,

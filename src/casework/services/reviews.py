@@ -20,7 +20,7 @@ from casework.errors import (
     ValidationFailed,
 )
 from casework.ids import new_id
-from casework.services import audit, controls, jobs
+from casework.services import audit, controls, jobs, review_counts
 from casework.services.auth import Principal
 from casework.services.evaluators import options_for as evaluator_options
 from casework.services.projects import get_project, project_in_workspace
@@ -137,6 +137,7 @@ def enqueue_review(
         ).scalar_one()
         return existing, False
     review = session.get_one(Review, values["id"])
+    review_counts.bump(session, project_id, {review_counts.PENDING: 1})
     audit.record(
         session,
         project_id=project_id,
@@ -233,6 +234,9 @@ def _apply(session: Session, review: Review, feedback: Feedback, principal: Prin
     review.resolution_tags = list(feedback.tags)
     review.resolution_submitted_by = principal.identity
     review.control_id = control.id
+    review_counts.bump(
+        session, review.project_id, {review_counts.PENDING: -1, review_counts.resolved_by("human"): 1}
+    )
     jobs.queue_memory_pass(session, project_id=review.project_id, control_id=control.id)
     audit.record(
         session,

@@ -6,13 +6,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Date, Integer, cast, func, select
+from sqlalchemy import Date, Integer, cast, func, select, text
 from sqlalchemy.orm import Session
 
 from casework.db.models import Control, ControlVersion, Evaluation, Project, Review, Span
 from casework.db.types import utcnow
 from casework.errors import TraceNotFound
 from casework.services import controls as control_service
+from casework.services import review_counts
 from casework.services import reviews as review_service
 from casework.services.auth import Principal
 from casework.services.evaluators import evaluator_names
@@ -30,15 +31,20 @@ class QueueHealth:
 
 
 def queue_health(session: Session, project_id: str) -> QueueHealth:
-    """Pending now and the oldest pending review's time: one pass over the queue index."""
-    count, oldest = session.execute(
-        select(func.count(), func.min(Review.created_at)).where(
-            Review.project_id == project_id, Review.status == "pending"
-        )
-    ).one()
-    if isinstance(oldest, str):  # SQLite: a bare aggregate loses the column's type
-        oldest = datetime.fromisoformat(oldest).replace(tzinfo=utcnow().tzinfo)
-    return QueueHealth(pending=count, oldest=oldest)
+    """Pending now (kept counted) and the oldest pending review (first entry of the pending-age index)."""
+    oldest = session.execute(
+        select(Review.created_at)
+        .where(Review.project_id == project_id, PENDING_ONLY)
+        .order_by(Review.created_at)
+        .limit(1)
+    ).scalar_one_or_none()
+    return QueueHealth(
+        pending=review_counts.counts(session, project_id)[review_counts.PENDING], oldest=oldest
+    )
+
+
+# A literal, not a bound parameter: only then may SQLite use the partial index on pending reviews.
+PENDING_ONLY = text("reviews.status = 'pending'")
 
 
 @dataclass
@@ -212,13 +218,7 @@ class Overview:
 
 def overview_page(session: Session, *, principal: Principal, project_id: str, days: int = 30) -> Overview:
     project = get_project(session, workspace_id=principal.workspace_id, project_id=project_id)
-    resolved = dict(
-        session.execute(
-            select(Review.resolved_by, func.count())
-            .where(Review.project_id == project_id, Review.status == "resolved")
-            .group_by(Review.resolved_by)
-        ).all()
-    )
+    counted = review_counts.counts(session, project_id)
     since = utcnow() - timedelta(days=days)
     day = (
         cast(Evaluation.created_at, Date)
@@ -241,8 +241,8 @@ def overview_page(session: Session, *, principal: Principal, project_id: str, da
     return Overview(
         project=project,
         health=queue_health(session, project_id),
-        resolved_by_people=resolved.get("human", 0),
-        resolved_by_memory=resolved.get("memory", 0),
+        resolved_by_people=counted[review_counts.resolved_by("human")],
+        resolved_by_memory=counted[review_counts.resolved_by("memory")],
         controls=controls,
         days=[DayRate(day=str(r[0]), verdicts=r[1], ambiguous=int(r[2] or 0)) for r in rows],
     )
