@@ -8,6 +8,7 @@ temperature 0, log-probabilities requested. The reply's content is a JSON object
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import time
@@ -78,9 +79,21 @@ def answer_instruction(definition: EvaluatorDefinition) -> str:
 class LLMJudge:
     """Calls the judge model. One instance per process; it holds the HTTP connection pool."""
 
-    def __init__(self, client: AsyncOpenAI | None, *, default_model: str = DEFAULT_MODEL) -> None:
+    def __init__(
+        self, client: AsyncOpenAI | None, *, default_model: str = DEFAULT_MODEL, connection_pools: int = 8
+    ) -> None:
         self.client = client
         self.default_model = default_model
+        # Requests are spread over a few copies of the client, each with its own connection pool: the HTTP
+        # pool checks every connection it holds on each request, which with 64 judge calls in flight was a
+        # fifth of the server's CPU (bench/memory.py, py-spy). Eight pools of eight are cheaper than one of 64.
+        self._clients = (
+            [client]
+            + [client.copy(http_client=openai.DefaultAsyncHttpxClient()) for _ in range(connection_pools - 1)]
+            if client is not None
+            else []
+        )
+        self._turn = itertools.count()
 
     @classmethod
     def from_environment(cls, *, default_model: str = DEFAULT_MODEL, timeout: float = 60.0) -> LLMJudge:
@@ -93,8 +106,8 @@ class LLMJudge:
 
     async def aclose(self) -> None:
         """Close the connection pool (the app does this on shutdown)."""
-        if self.client is not None:
-            await self.client.close()
+        for client in self._clients:
+            await client.close()
 
     async def judge(
         self, definition: EvaluatorDefinition, interaction: Interaction, *, memories: str | None = None
@@ -129,7 +142,7 @@ class LLMJudge:
                 # The client's documented way to call an endpoint with a plain body: its auth, timeouts and
                 # retries with backoff, without the typed-parameter transform and the response models, which
                 # a profile under load put at a fifth of the server's CPU per evaluation.
-                http_response = await self.client.post(
+                http_response = await self._clients[next(self._turn) % len(self._clients)].post(
                     "/chat/completions",
                     cast_to=httpx.Response,
                     body={

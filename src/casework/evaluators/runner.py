@@ -16,6 +16,7 @@ from anyio import CapacityLimiter, to_thread
 
 from casework.config import Settings
 from casework.db.engine import Database
+from casework.db.group_commit import GroupCommit
 from casework.db.models import Evaluation, Evaluator
 from casework.db.search import TermFrequencies
 from casework.evaluators.judge import Interaction, JudgeError, LLMJudge, Verdict
@@ -57,6 +58,7 @@ class EvaluationRunner:
         self.embedder = embedder
         self._limiter = limiter
         self.frequencies = TermFrequencies()
+        self.writes = GroupCommit(database, limiter)
         self._evaluator_cache: dict[tuple[str, str, tuple[str, ...]], tuple[float, list[Evaluator]]] = {}
 
     @classmethod
@@ -100,9 +102,8 @@ class EvaluationRunner:
         principal.require_write()
         resolved = await self.current_evaluators(principal, project_id, list(evaluators))
         drafts = await asyncio.gather(*(self.run_one(evaluator, interaction) for evaluator in resolved))
-        return await self.db(
+        return await self.writes.write(
             store_evaluations,
-            write=True,
             principal=principal,
             project_id=project_id,
             drafts=drafts,

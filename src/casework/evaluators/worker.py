@@ -170,7 +170,7 @@ class Worker:
         draft = await self.runner.run_one(evaluator, job.interaction)
         if draft.error is not None:
             raise JobFailed(draft.error)
-        await self.runner.db(store_job_evaluation, write=True, claimed=job, draft=draft, principal=principal)
+        await self.runner.writes.write(store_job_evaluation, claimed=job, draft=draft, principal=principal)
         self._on_finished(job.kind, "done")
 
     async def _fail(self, job: job_service.ClaimedJob, error: str, *, retryable: bool) -> None:
