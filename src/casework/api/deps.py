@@ -97,7 +97,14 @@ async def unit_of_work(request: Request) -> UnitOfWork:
     )
 
 
+async def write_unit_of_work(request: Request) -> UnitOfWork:
+    """For the rare GET that writes (a one-time sign-in link): on SQLite a read transaction cannot safely
+    become a write one, so it starts as a writer."""
+    return UnitOfWork(get_database(request), write=True, limiter=database_threads(request))
+
+
 Db = Annotated[UnitOfWork, Depends(unit_of_work)]
+WriteDb = Annotated[UnitOfWork, Depends(write_unit_of_work)]
 
 
 class KeyCache:

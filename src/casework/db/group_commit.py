@@ -3,8 +3,9 @@
 Each evaluation ends in one small write; on SQLite each commit waits for the disk (synchronous=FULL), so one
 commit per evaluation capped evaluations at the disk's commits per second (bench/memory.py: the write lock and
 fsync were a third of the server's time). Here writes that arrive while one batch is committing wait for the
-next batch and share its commit. Each caller's work still runs in its own SAVEPOINT: it succeeds or fails
-alone, and its caller hears back only once the commit that holds it is durable.
+next batch and share its commit. Each caller's work still succeeds or fails alone: a batch in which any work
+fails is rolled back and its works are redone one transaction each. Callers hear back only once the commit
+that holds their work is durable.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from anyio import CapacityLimiter, to_thread
-from sqlalchemy.orm import Session
 
 from casework.db.engine import Database
 
@@ -60,16 +60,17 @@ class GroupCommit:
                     future.set_exception(value)
 
     def _commit(self, batch: list[tuple[Callable[..., Any], dict[str, Any], Any]]) -> list[tuple[bool, Any]]:
-        outcomes: list[tuple[bool, Any]] = []
-        with self.database.transaction(write=True) as session:
-            for function, kwargs, _ in batch:
-                outcomes.append(_attempt(session, function, kwargs))
-        return outcomes
+        if len(batch) > 1:
+            try:
+                with self.database.transaction(write=True) as session:
+                    return [(True, function(session, **kwargs)) for function, kwargs, _ in batch]
+            except Exception:
+                pass  # a work failed and the batch rolled back: redo each work in a transaction of its own
+        return [self._alone(function, kwargs) for function, kwargs, _ in batch]
 
-
-def _attempt(session: Session, function: Callable[..., Any], kwargs: dict[str, Any]) -> tuple[bool, Any]:
-    try:
-        with session.begin_nested():
-            return True, function(session, **kwargs)
-    except Exception as exc:
-        return False, exc
+    def _alone(self, function: Callable[..., Any], kwargs: dict[str, Any]) -> tuple[bool, Any]:
+        try:
+            with self.database.transaction(write=True) as session:
+                return True, function(session, **kwargs)
+        except Exception as exc:
+            return False, exc

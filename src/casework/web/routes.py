@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from casework.api.deps import Db, database_threads, get_database
+from casework.api.deps import Db, WriteDb, database_threads, get_database
 from casework.db.types import utcnow
 from casework.errors import CaseworkError, PermissionDenied, ValidationFailed
 from casework.evaluators.runner import EvaluationRunner
@@ -78,7 +78,7 @@ def _redirect(url: str) -> RedirectResponse:
 
 
 @router.get("/login")
-async def login_page(request: Request, db: Db, token: str | None = None, next: str = "/") -> Response:
+async def login_page(request: Request, db: WriteDb, token: str | None = None, next: str = "/") -> Response:
     if token:  # the one-time link printed by `casework serve` / `casework login-link`
         try:
             signed = await db(web_auth.redeem_login_link, token=token)
