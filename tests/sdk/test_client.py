@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -123,3 +125,63 @@ def test_a_wrong_key_or_a_missing_server_say_which(tenant: Tenant) -> None:
         pytest.raises(errors.ServiceUnavailable, match="Cannot reach Casework"),
     ):
         client.workspace()
+
+
+def test_init_says_which_is_wrong_the_key_or_the_server(tenant: Tenant) -> None:
+    with pytest.raises(errors.Unauthenticated, match="rejected the API key"):
+        casework.init("p", "r", api_key="cw_sk_wrong", base_url=tenant.base_url, set_global=False)
+    with pytest.raises(errors.ServiceUnavailable, match="not reachable"):
+        casework.init(
+            "p", "r", api_key="cw_sk_x", base_url=f"http://127.0.0.1:{free_port()}", set_global=False
+        )
+    with pytest.raises(errors.PermissionDenied, match="CASEWORK_WORKSPACE_ID"):
+        casework.init(
+            "p",
+            "r",
+            api_key=tenant.keys["admin"],
+            base_url=tenant.base_url,
+            workspace_id="other",
+            set_global=False,
+        )
+
+
+def test_init_attaches_evaluators_to_the_run(tenant: Tenant) -> None:
+    policy = casework.Evaluators.custom(**{k: v for k, v in POLICY_EVALUATOR.items() if k != "project_id"})
+    session = casework.init(
+        "traced-app",
+        "run-1",
+        evaluators=["correctness", policy],
+        api_key=tenant.keys["reviewer"],
+        base_url=tenant.base_url,
+        workspace_id=tenant.name,
+        set_global=False,
+    )
+    try:
+        run = session.client.run(session.project_id, "run-1")
+        assert (run["id"], run["evaluators"]) == (session.run_id, ["correctness", "policy-adherence"])
+        session.flush(timeout=10)  # nothing sent yet: returns at once
+    finally:
+        session.shutdown()
+
+
+def test_the_async_client(tenant: Tenant) -> None:
+    async def main() -> None:
+        async with casework.AsyncClient(api_key=tenant.keys["reviewer"], base_url=tenant.base_url) as client:
+            project = await client.project("async")
+            review = await client.enqueue_review(
+                project["id"], evaluator_type="e", query="q", response="r", options=["yes", "no"]
+            )
+            pending = [r async for r in client.iter_reviews(project["id"], page_size=1)]
+            assert [r["id"] for r in pending] == [review["id"]]
+            accepted = await client.submit_feedback(
+                review["id"], classification="yes", reasoning="Why.", reviewer="me"
+            )
+            assert accepted["status"] == "accepted"
+            assert [c["id"] async for c in client.iter_controls(project["id"])] == [accepted["control_id"]]
+            exported = [r async for r in client.export_reviews(project["id"], status="resolved")]
+            assert [r["id"] for r in exported] == [review["id"]]
+            with pytest.raises(errors.ReviewNotFound):
+                await client.get_review("rev_missing")
+
+    with ThreadPoolExecutor(1) as pool:  # the browser tests' Playwright may own this thread's event loop
+        pool.submit(lambda: asyncio.run(main())).result()
