@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+from datetime import timezone
 from typing import Any
 
-from sqlalchemy import ColumnElement, TextClause, exists, func, select
+from sqlalchemy import JSON, ColumnElement, TextClause, exists, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
+
+from casework.db.types import UTCDateTime
 
 
 def insert_ignoring_conflict(
@@ -88,17 +92,10 @@ def fast_insert(
 
 
 def _is_json(column: Any) -> bool:
-    from sqlalchemy import JSON
-
     return isinstance(column.type, JSON) or isinstance(getattr(column.type, "impl", None), JSON)
 
 
 def _converter(column: Any, postgresql_: bool) -> Any:
-    import json
-    from datetime import timezone
-
-    from casework.db.types import UTCDateTime
-
     if _is_json(column):
         return lambda value: None if value is None else json.dumps(value)
     if isinstance(column.type, UTCDateTime):

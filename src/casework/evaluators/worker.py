@@ -121,6 +121,8 @@ class Worker:
     async def _claim(self, limit: int) -> list[job_service.ClaimedJob]:
         self._claiming = True
         try:
+            if not self._running and not await self.runner.db(job_service.any_due, write=False):
+                return []  # idle: no write transaction (on SQLite, no write lock and no fsync) per poll
             return await self.runner.db(
                 job_service.claim_jobs,
                 write=True,

@@ -66,6 +66,12 @@ def queue_memory_pass(session: Session, *, project_id: str, control_id: str) -> 
     return job
 
 
+def any_due(session: Session) -> bool:
+    """Whether any job is due: a read, so an idle worker does not take the write lock at every poll."""
+    due = select(Job.id).where(Job.status.in_(("queued", "running")), Job.available_at <= utcnow()).limit(1)
+    return session.execute(due).first() is not None
+
+
 def claim_jobs(
     session: Session, *, worker: str, limit: int, lease_seconds: float, max_attempts: int
 ) -> list[ClaimedJob]:

@@ -4,7 +4,7 @@ evaluator, all in the request's one transaction. Traces out: lists, span trees a
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -33,7 +33,6 @@ class IngestResult:
     spans: int = 0  # in the request
     stored: int = 0  # new (a span sent again is stored once)
     jobs: int = 0  # evaluation jobs queued
-    project_ids: set[str] = field(default_factory=set)
 
 
 def ingest_otlp(
@@ -103,7 +102,6 @@ def ingest_spans(session: Session, *, principal: Principal, records: list[SpanRe
     new_rows = [row for row in rows if (row["project_id"], row["trace_id"], row["span_id"]) not in stored]
     fast_insert(session, Span.__table__, new_rows, skip_conflicts=True)
     result.stored = len(new_rows)
-    result.project_ids = {str(row["project_id"]) for row in new_rows}
     _update_traces(session, new_rows, known_traces)
     result.jobs = _queue_evaluations(session, new_rows, now)
     return result

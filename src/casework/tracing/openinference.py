@@ -82,9 +82,11 @@ def _content(message: dict[str, Any]) -> str:
         return content
     # Multi-part messages: message.contents.N.message_content.text
     parts = sorted(
-        (key, value)
+        (int(key.split(".")[2]), value)
         for key, value in message.items()
-        if key.startswith("message.contents.") and key.endswith(".message_content.text")
+        if key.startswith("message.contents.")
+        and key.endswith(".message_content.text")
+        and key.split(".")[2].isdigit()
     )
     return "\n".join(_text(value) for _, value in parts)
 
