@@ -8,13 +8,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from openai import AsyncOpenAI
 
 from casework.api.app import create_app
 from casework.config import Settings
 from casework.db import migrate
 from casework.db.engine import Database
-from casework.evaluators.judge import LLMJudge
+from casework.evaluators.judge import LLMJudge, judge_client
 from tests.judge_server import JudgeServer
 from tests.support import LiveServer, Tenant, free_port, make_tenant, postgres_database, settle, wipe
 
@@ -82,7 +81,7 @@ def live_server(
     settings: Settings, migrated_database: Database, judge_server: JudgeServer
 ) -> Iterator[LiveServer]:
     # Few retries with short waits: the tests still see retrying happen, without waiting long for it.
-    client = AsyncOpenAI(
+    client = judge_client(
         api_key="test-key", base_url=f"{judge_server.base_url}/v1", max_retries=2, timeout=10
     )
     app = create_app(settings, database=migrated_database, judge=LLMJudge(client))

@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from casework import heap
 from casework.config import Settings, describe_settings
 from casework.db import migrate
 from casework.db.engine import Database
@@ -96,6 +97,7 @@ def serve(
         )
     if settings.workers == 1:
         app_instance = create_app(settings, database=database)
+        heap.settle()
         uvicorn.run(app_instance, host=settings.host, port=settings.port, log_level=settings.log_level)
         return
     database.dispose()
@@ -130,6 +132,7 @@ def worker(
     settings = Settings(**({"worker_concurrency": concurrency} if concurrency else {}))  # type: ignore[arg-type]
     database = _open_database(settings)
     migrate.upgrade(database)
+    heap.settle()
     try:
         asyncio.run(run_worker_process(settings, database, announce=out.print))
     finally:

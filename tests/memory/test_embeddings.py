@@ -6,12 +6,11 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from openai import AsyncOpenAI
 
 from casework.api.app import create_app
 from casework.config import Settings
 from casework.db.engine import Database
-from casework.evaluators.judge import LLMJudge
+from casework.evaluators.judge import LLMJudge, judge_client
 from tests.judge_server import JudgeServer
 from tests.support import LiveServer, Tenant, make_project
 
@@ -35,7 +34,7 @@ LOOK_ALIKE = {
 def embedding_server(
     settings: Settings, database: Database, judge_server: JudgeServer
 ) -> Iterator[LiveServer]:
-    client = AsyncOpenAI(
+    client = judge_client(
         api_key="test-key", base_url=f"{judge_server.base_url}/v1", max_retries=0, timeout=10
     )
     app = create_app(
@@ -87,7 +86,7 @@ def test_an_embeddings_outage_falls_back_to_words(
 ) -> None:
     project_id = make_project(admin)
     admin.post("/api/v1/controls", json={"project_id": project_id, **CONTROL}).raise_for_status()
-    dead = AsyncOpenAI(api_key="k", base_url="http://127.0.0.1:9/v1", max_retries=0, timeout=2)
+    dead = judge_client(api_key="k", base_url="http://127.0.0.1:9/v1", max_retries=0, timeout=2)
     app = create_app(
         settings.model_copy(update={"embeddings_model": "toy"}), database=database, judge=LLMJudge(dead)
     )

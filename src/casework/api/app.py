@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from anyio import CapacityLimiter
 from fastapi import FastAPI
 
-from casework import __version__
+from casework import __version__, heap
 from casework.api.deps import KeyCache
 from casework.api.errors import RejectLargeBodies, install_error_handlers
 from casework.api.metrics import Metrics, MetricsMiddleware
@@ -91,4 +91,6 @@ def create_app(
 
 def app_from_environment() -> FastAPI:
     """The app with settings from the environment: for ``casework serve --workers N`` and ``uvicorn --factory``."""
-    return create_app(Settings())
+    app = create_app(Settings())
+    heap.settle()
+    return app
