@@ -59,15 +59,12 @@ SQLITE_DROP = [
 # Objects the models do not describe: the migrations-versus-models check leaves them out.
 NOT_IN_MODELS = ("controls_fts", "ix_controls_search")
 
-_WORD = re.compile(r"[^\W_]{3,}", re.UNICODE)
+WORD = re.compile(r"[^\W_]{3,}", re.UNICODE)
 
 
 def words(value: str) -> list[str]:
     """Lowercase words of three letters or more, in order, without repeats."""
-    seen: dict[str, None] = {}
-    for word in _WORD.findall(value.lower()):
-        seen.setdefault(word, None)
-    return list(seen)
+    return list(dict.fromkeys(WORD.findall(value.lower())))
 
 
 class TermFrequencies:
@@ -120,19 +117,25 @@ def candidate_control_ids(
     limit: int,
     frequencies: TermFrequencies | None = None,
     max_terms: int = 4,
+    max_postings: int = 1_500,
 ) -> list[str]:
     """Active controls of the project and evaluator that share words with ``terms``, best full-text rank first.
 
-    Only the ``max_terms`` rarest words are searched for: rare words carry the similarity, while common ones
-    would make every query touch most of the index (bench/memory.py: 77 ms a query at 100,000 controls with
-    24 words, against a few ms with the 8 rarest).
+    Only the rarest words are searched for, at most ``max_terms`` and, on SQLite, only while the controls
+    holding them add up to ``max_postings`` (the rarest is always searched for). Rare words carry the
+    similarity; common ones make a query rank much of the index: bench/memory.py measured 77 ms a query at
+    100,000 controls with 24 words, and with the 4 rarest a p99 of 13 ms, from queries whose "rare" words were
+    each in over a thousand controls. The candidates are scored again on all their words afterwards.
     """
     if not terms:
         return []
     if session.get_bind().dialect.name == "postgresql":
-        return _postgresql(session, project_id, evaluator_type, terms[: max_terms * 3], limit)
+        # No vocabulary table here to tell rare words from common ones: the longest words stand in for the
+        # rarest (longer words are rarer, by and large).
+        longest = sorted(terms, key=lambda t: (-len(t), t))[: max_terms * 3]
+        return _postgresql(session, project_id, evaluator_type, longest, limit)
     table = frequencies.get(session) if frequencies is not None else _frequencies_of(session, terms)
-    return _sqlite(session, project_id, evaluator_type, terms, limit, max_terms, table)
+    return _sqlite(session, project_id, evaluator_type, terms, limit, max_terms, max_postings, table)
 
 
 def _frequencies_of(session: Session, terms: list[str]) -> dict[str, int]:
@@ -143,6 +146,23 @@ def _frequencies_of(session: Session, terms: list[str]) -> dict[str, int]:
     return {term: doc for term, doc in session.execute(query, {"terms": terms})}
 
 
+def search_terms(
+    terms: list[str], frequencies: dict[str, int], *, max_terms: int, max_postings: int
+) -> list[str]:
+    """The words to search for: the rarest the table knows (at most ``max_terms``, and only while the
+    controls holding them add up to ``max_postings``; the rarest always), plus every word it does not know:
+    such a word is in no control (free to look up: it matches nothing) or newer than the table (so rare, and
+    worth searching for)."""
+    known: list[str] = []
+    postings = 0
+    for term in sorted((t for t in terms if frequencies.get(t)), key=lambda t: (frequencies[t], t)):
+        postings += frequencies[term]
+        if len(known) == max_terms or (known and postings > max_postings):
+            break
+        known.append(term)
+    return known + [t for t in terms if not frequencies.get(t)][: max_terms * 4]
+
+
 def _sqlite(
     session: Session,
     project_id: str,
@@ -150,13 +170,10 @@ def _sqlite(
     terms: list[str],
     limit: int,
     max_terms: int,
+    max_postings: int,
     frequencies: dict[str, int],
 ) -> list[str]:
-    # The rarest words the table knows, plus every word it does not: such a word is either in no control
-    # (free to look up: it matches nothing) or newer than the table (so rare, and worth searching for).
-    known = sorted((t for t in terms if frequencies.get(t)), key=lambda t: (frequencies[t], t))[:max_terms]
-    unknown = [t for t in terms if not frequencies.get(t)][: max_terms * 4]
-    chosen = known + unknown
+    chosen = search_terms(terms, frequencies, max_terms=max_terms, max_postings=max_postings)
     if not chosen:
         return []
     match = " OR ".join(f'"{term}"' for term in chosen)
