@@ -123,12 +123,12 @@ def run_senders(
         return pool.map(send, jobs), start_at
 
 
-def wait_until(check: Any, timeout: float = 3600) -> float:
+def wait_until(check: Any, timeout: float = 3600, interval: float = 0.02) -> float:
     deadline = time.time() + timeout
     while time.time() < deadline:
         if check():
             return time.time()
-        time.sleep(0.02)
+        time.sleep(interval)
     raise RuntimeError("spans never became queryable")
 
 
@@ -294,7 +294,8 @@ def measure_worker(home: Path) -> dict[str, Any]:
                     counts = client.get("/api/v1/jobs/counts", params={"project_id": project["id"]}).json()
                     return bool(counts["done"] + counts["failed"] == EVALUATIONS)
 
-                finished = wait_until(done, timeout=600)
+                # Every 0.2 s: counting 2,000 jobs 50 times a second took a tenth of the server's CPU.
+                finished = wait_until(done, timeout=600, interval=0.2)
                 failed = client.get("/api/v1/jobs/counts", params={"project_id": project["id"]}).json()[
                     "failed"
                 ]

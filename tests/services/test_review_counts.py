@@ -52,8 +52,8 @@ def test_counts_follow_enqueue_feedback_bulk_and_memory(
             ]
         },
     ).raise_for_status()
+    control_id = admin.get(f"/api/v1/hitl/reviews/{ids[0]}").json()["resolution"]["control_id"]
     with database.transaction() as session:
-        control_id = admin.get(f"/api/v1/hitl/reviews/{ids[0]}").json()["resolution"]["control_id"]
         resolve_by_memory(session, decisions=[(ids[3], Verdict("compliant", 0.9, "As before."), control_id)])
     expected = {("pending", ""): 4, ("resolved", "human"): 2, ("resolved", "memory"): 1}
     assert counted_by_hand(database, project_id) == expected

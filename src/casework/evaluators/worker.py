@@ -89,17 +89,18 @@ class Worker:
         try:
             while not self._stopping:
                 free = self.concurrency - len(self._running)
-                claimed: list[job_service.ClaimedJob] = []
-                if free > 0:
-                    self._wake.clear()
-                    claimed = await self._claim(free)
-                    for job in claimed:
-                        task = asyncio.get_running_loop().create_task(self._process(job))
-                        self._running[job.id] = (job, task)
-                if claimed and len(claimed) == free:
+                if free == 0:
+                    # Full: wait for a slot. Cleared only now, with no await since counting, so a slot freed
+                    # during the last claim is not missed (that lost wake-up idled slots ~100 ms a job).
                     self._slot_free.clear()
-                    await self._slot_free.wait()  # full: claim again when a slot frees up
-                elif not claimed:
+                    await self._slot_free.wait()
+                    continue
+                self._wake.clear()
+                claimed = await self._claim(free)
+                for job in claimed:
+                    task = asyncio.get_running_loop().create_task(self._process(job))
+                    self._running[job.id] = (job, task)
+                if not claimed:
                     with contextlib.suppress(asyncio.TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
         finally:
