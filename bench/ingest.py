@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -161,6 +162,9 @@ def phoenix_python() -> Path:
     python = PHOENIX_VENV / "bin" / "python"
     if not python.exists():
         print("installing arize-phoenix into bench/.phoenix-venv (once) ...", flush=True)
+        if PHOENIX_VENV.is_symlink() or PHOENIX_VENV.is_file():  # a dangling link or a leftover
+            PHOENIX_VENV.unlink()
+        shutil.rmtree(PHOENIX_VENV, ignore_errors=True)  # a half-made venv
         subprocess.run([sys.executable, "-m", "venv", str(PHOENIX_VENV)], check=True)
         subprocess.run([str(python), "-m", "pip", "install", "--quiet", "arize-phoenix"], check=True)
     return python

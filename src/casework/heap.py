@@ -1,7 +1,7 @@
 """Garbage-collector settings for long-running server and worker processes.
 
 Measured under load (bench/memory.py, timed with ``gc.callbacks``): with CPython's defaults, young collections
-ran about a hundred times a second, and full collections walked every object made at start-up (the libraries,
+ran about fifty times a second, and full collections walked every object made at start-up (the libraries,
 the app, its routes and schemas), stopping the event loop and the database threads for 120 to 170 ms several
 times a minute. Every request in flight waited out each pause: they were most of the evaluation endpoint's
 p99 and cost it a tenth of its throughput.
