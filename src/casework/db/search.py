@@ -59,12 +59,8 @@ SQLITE_DROP = [
 # Objects the models do not describe: the migrations-versus-models check leaves them out.
 NOT_IN_MODELS = ("controls_fts", "ix_controls_search")
 
+# A word, for choosing search terms and for word-overlap similarity: three letters or more.
 WORD = re.compile(r"[^\W_]{3,}", re.UNICODE)
-
-
-def words(value: str) -> list[str]:
-    """Lowercase words of three letters or more, in order, without repeats."""
-    return list(dict.fromkeys(WORD.findall(value.lower())))
 
 
 class TermFrequencies:

@@ -12,11 +12,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from casework.db.dialect import fast_insert, greatest, insert_statement, least
-from casework.db.models import Evaluator, Job, Project, Run, Span, Trace
+from casework.db.models import Job, Project, Run, Span, Trace
 from casework.db.types import utcnow
 from casework.errors import RunNotFound, SessionNotFound, TraceNotFound
 from casework.ids import new_id
 from casework.services.auth import Principal
+from casework.services.evaluators import evaluator_names
 from casework.services.pagination import newest_first
 from casework.services.projects import get_or_create_project, get_project
 from casework.tracing.openinference import span_facts
@@ -252,14 +253,7 @@ def _evaluator_names(session: Session, project_id: str, run_id: str | None) -> l
         attached = session.execute(select(Run.evaluators).where(Run.id == run_id)).scalar_one_or_none()
         if attached is not None:
             return list(attached)
-    return list(
-        session.execute(
-            select(Evaluator.name)
-            .where(Evaluator.project_id == project_id)
-            .distinct()
-            .order_by(Evaluator.name)
-        ).scalars()
-    )
+    return evaluator_names(session, project_id)
 
 
 # --- reading -------------------------------------------------------------------------------------------------
