@@ -5,7 +5,18 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ["startup", "review_queue", "memory", "loop", "ingest", "ui"]
+BENCHMARKS = [
+    "startup",
+    "review_queue",
+    "memory",
+    "loop",
+    "events",
+    "ingest",
+    "ui",
+    "golden",
+    "trends",
+    "agreement",
+]
 
 if __name__ == "__main__":
     for name in sys.argv[1:] or BENCHMARKS:

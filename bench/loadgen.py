@@ -72,8 +72,10 @@ async def _client(
             started = time.perf_counter()
             writer.write(request)
             status = await _read_response(reader)
-            # Paced: latency counts from when the request was due, so a slow server cannot hide queueing.
-            result.latencies.append(time.perf_counter() - (max(started, next_at) if interval else started))
+            # Paced: latency counts from when the request was due, not when it was sent, so a slow server cannot
+            # hide queueing: a request sent late because the last answer came late has already waited. (This was
+            # max(sent, due), which is the moment it was sent whenever it was late.)
+            result.latencies.append(time.perf_counter() - (next_at if interval else started))
             result.statuses[status] = result.statuses.get(status, 0) + 1
     finally:
         writer.close()

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -35,10 +36,10 @@ from bench.results import (
 from casework import heap
 from casework.db import migrate
 from casework.db.engine import Database
-from casework.db.models import Control, ControlVersion, Project, Workspace
-from casework.db.search import TermFrequencies
+from casework.db.models import Control, ControlVersion, MemoryTerm, Project, Workspace
 from casework.ids import new_id
 from casework.memory.retrieval import retrieve
+from casework.memory.similarity import control_terms
 
 CONTROLS = 100_000
 CONCURRENCY = 64
@@ -57,6 +58,7 @@ def seed_controls(database: Database, count: int) -> str:
         session.add(project)
         project_id = project.id
     batch: list[dict[str, Any]] = []
+    terms: Counter[str] = Counter()
     for i in range(count):
         row = data[i % len(data)]
         hallucinated = row["hallucination"] == "yes"
@@ -88,6 +90,8 @@ def seed_controls(database: Database, count: int) -> str:
             }
         )
         if len(batch) == 10_000 or i == count - 1:
+            for c in batch:  # memory's word statistics, as the control service keeps them
+                terms.update(control_terms(c["query"], c["response"], c["reasoning"], c["tags"]))
             with database.transaction() as session:
                 session.execute(insert(Control.__table__), batch)
                 session.execute(
@@ -109,6 +113,13 @@ def seed_controls(database: Database, count: int) -> str:
             batch = []
             print(f"\r  seeded {i + 1:,} controls", end="", flush=True)
     print()
+    with database.transaction() as session:
+        rows = [
+            {"project_id": project_id, "evaluator_type": "hallucination", "term": term, "df": n}
+            for term, n in terms.items()
+        ]
+        for start_row in range(0, len(rows), 10_000):
+            session.execute(insert(MemoryTerm.__table__), rows[start_row : start_row + 10_000])
     with database.engine.connect() as connection:
         connection.exec_driver_sql("ANALYZE")
     return project_id
@@ -120,7 +131,6 @@ def retrieval_latencies(database: Database, project_id: str) -> tuple[list[float
     samples = [data[rng.randrange(len(data))] for _ in range(600)]
     latencies = []
     found = 0
-    frequencies = TermFrequencies()  # as each server process keeps one
     heap.settle()  # as each server process does once started; here, after seeding's garbage
     with database.transaction(write=False) as session:
         for i, row in enumerate(samples):
@@ -131,7 +141,6 @@ def retrieval_latencies(database: Database, project_id: str) -> tuple[list[float
                 evaluator_type="hallucination",
                 query=row["user_query"],
                 response=row["chatgpt_response"],
-                frequencies=frequencies,
             )
             if i >= 100:  # the first hundred warm the caches
                 latencies.append(time.perf_counter() - started)

@@ -47,11 +47,29 @@ def machine() -> str:
     return f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
+def measured_commit() -> str:
+    """The commit whose code was measured: its short hash, and whether the tree had changes on top of it."""
+    root = RESULTS.parent.parent
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True).stdout.strip()
+
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    changed = [
+        line for line in git("status", "--porcelain").splitlines() if not line.endswith("bench/RESULTS.md")
+    ]
+    return f"commit {commit}" + (" with uncommitted changes" if changed else "")
+
+
 def write_section(name: str, body: str) -> None:
-    """Replace (or append) the section of RESULTS.md that belongs to benchmark ``name``."""
+    """Replace (or append) the section of RESULTS.md that belongs to benchmark ``name``, stamped with the time,
+    the commit measured and the machine."""
     text = RESULTS.read_text() if RESULTS.exists() else HEADER
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    section = f"<!-- {name} -->\n## {name}\n\n_{stamp}; {machine()}_\n\n{body.strip()}\n<!-- /{name} -->\n"
+    section = (
+        f"<!-- {name} -->\n## {name}\n\n_{stamp}; {measured_commit()}; {machine()}_\n\n{body.strip()}\n"
+        f"<!-- /{name} -->\n"
+    )
     pattern = re.compile(rf"<!-- {re.escape(name)} -->.*?<!-- /{re.escape(name)} -->\n", re.S)
     text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section
     RESULTS.write_text(text)
@@ -74,8 +92,11 @@ def casework_server(
     port: int | None = None,
     workers: int = 1,
     settings: dict[str, str] | None = None,
+    separate_worker: bool = False,
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """Run ``casework serve`` as a user would; yield its URL and process once /readyz answers."""
+    """Run ``casework serve`` as a user would; yield its URL and process once /readyz answers. With
+    ``separate_worker``, the background work runs in a ``casework worker`` process of its own, as the README
+    says to run it at scale, instead of in the server's."""
     port = port or free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CASEWORK_")}
     env.update(
@@ -89,6 +110,8 @@ def casework_server(
     if database_url:
         env["CASEWORK_DATABASE_URL"] = database_url
     env.update(settings or {})
+    if separate_worker:
+        env["CASEWORK_EMBEDDED_WORKER"] = "false"
     process = subprocess.Popen(
         [sys.executable, "-m", "casework", "serve"],
         env=env,
@@ -96,12 +119,22 @@ def casework_server(
         stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
+    background = None
     try:
-        wait_ready(url, process)
+        wait_ready(url, process)  # migrated: the worker may start
+        if separate_worker:
+            background = subprocess.Popen(
+                [sys.executable, "-m", "casework", "worker"],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
         yield url, process
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        for running in (background, process):
+            if running is not None:
+                running.terminate()
+                running.wait(timeout=30)
 
 
 def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> float:

@@ -219,7 +219,11 @@ def run(backend: str, database_url: str | None, home: Path) -> list[tuple[str, s
         (f"{backend}: submit feedback, one at a time (300): p50", milliseconds(feedback, 0.5), ""),
         ("same: p99", milliseconds(feedback, 0.99), "< 50 ms"),
         (f"{backend}: bulk feedback, 1,000 items", f"{bulk:.2f} s", "< 2 s"),
-        (f"{backend}: export all {rows:,} as JSONL", f"{rate:,.0f} rows/s", ">= 50,000 rows/s"),
+        (
+            f"{backend}: export all {rows:,} as JSONL",
+            f"{rate:,.0f} rows/s" + ("" if rate >= 50_000 else " (missed)"),
+            ">= 50,000 rows/s",
+        ),
         ("same: server peak resident memory", f"{peak_mb:.0f} MB", "< 300 MB"),
     ]
 

@@ -7,9 +7,12 @@ review queue, expert feedback back in as evaluation memory, and a look-alike cas
     pip install httpx openai openinference-instrumentation-openai
     python examples/tutorial.py
 
-The code is the tutorial's, with two additions: ``session.flush()`` waits until Casework has evaluated what was
-sent (the tutorial says "after the evaluation pipeline processes the traces"), and the reviews are asked for
-after each interaction is evaluated, so the queue is in the order the customers wrote.
+The code is the tutorial's, with a few additions so that it works on any project state (run it twice, or on
+a project with other evaluators): ``session.flush()`` waits until Casework has evaluated what was sent (the
+tutorial says "after the evaluation pipeline processes the traces"); it lists only its own evaluator's
+reviews and decides each by what the customer asked, never by its place in the list; a review queued without
+a confidence prints as such; and every reply is checked, so a refused decision says why instead of failing
+later on a missing key.
 """
 
 import os
@@ -104,69 +107,93 @@ headers = {
     "Content-Type": "application/json",
 }
 
-# List pending HITL reviews for this project
+# List pending HITL reviews for this project (added: of this evaluator only; others have other options)
 response = httpx.get(
     f"{CASEWORK_BASE_URL}/api/v1/hitl/reviews",
     headers=headers,
     params={
         "project_id": session.project_id,
         "status": "pending",
+        "evaluator_type": policy_evaluator.name,
     },
 )
+response.raise_for_status()
 reviews = response.json()["reviews"]
 print(f"Pending reviews: {len(reviews)}\n")
 for review in reviews:
+    confidence = "none" if review["confidence"] is None else f"{review['confidence']:.2f}"
     print(f"Review ID: {review['id']}")
     print(f"  Evaluator: {review['evaluator_type']}")
     print(f"  Query: {review['query'][:80]}...")
     print(f"  Response: {review['response'][:80]}...")
     print(f"  Initial classification: {review['classification']} (ambiguous)")
-    print(f"  Confidence: {review['confidence']:.2f}")
+    print(f"  Confidence: {confidence}")
     print()
 
-# 5. Submit expert feedback ------------------------------------------------------------------------------------
-feedback_1 = httpx.post(
-    f"{CASEWORK_BASE_URL}/api/v1/hitl/reviews/{reviews[0]['id']}/feedback",
-    headers=headers,
-    json={
-        "classification": "compliant",
-        "reasoning": (
-            "The agent correctly offered to review the credit limit request and "
-            "referenced the customer's account history. However, the agent should "
-            "have disclosed that a credit limit increase triggers a hard credit "
-            "inquiry. Mark as compliant with a note about the missing disclosure — "
-            "this is a coaching opportunity, not a policy violation."
-        ),
-        "reviewer": "compliance@bank.example",
-        "tags": ["credit-limit", "disclosure-gap", "coaching"],
-    },
-)
-print(f"Feedback submitted: {feedback_1.json()['status']}")
 
-feedback_2 = httpx.post(
-    f"{CASEWORK_BASE_URL}/api/v1/hitl/reviews/{reviews[1]['id']}/feedback",
-    headers=headers,
-    json={
-        "classification": "non_compliant",
-        "reasoning": (
-            "The customer referenced 'guaranteed returns' from their financial "
-            "advisor. The agent should have immediately corrected this — no "
-            "investment product has guaranteed returns, and failing to address "
-            "this creates regulatory risk under SEC/FINRA suitability rules. "
-            "The agent's response was evasive rather than corrective."
-        ),
-        "reviewer": "compliance@bank.example",
-        "tags": ["guaranteed-returns", "suitability", "regulatory-risk"],
-    },
-)
-print(f"Feedback submitted: {feedback_2.json()['status']}")
+def review_about(words: str) -> dict | None:
+    """The pending review whose customer message mentions ``words`` (added: not the list's first or second;
+    on a second run memory may have decided it already)."""
+    return next((r for r in reviews if words in r["query"].lower()), None)
+
+
+def submitted(reply: httpx.Response) -> str:
+    """The decision's status, or the server's reason for refusing it (added)."""
+    if reply.is_error:
+        raise SystemExit(f"Feedback refused ({reply.status_code}): {reply.json()['error']['message']}")
+    return reply.json()["status"]
+
+
+# 5. Submit expert feedback ------------------------------------------------------------------------------------
+credit = review_about("credit limit")
+if credit is not None:
+    feedback_1 = httpx.post(
+        f"{CASEWORK_BASE_URL}/api/v1/hitl/reviews/{credit['id']}/feedback",
+        headers=headers,
+        json={
+            "classification": "compliant",
+            "reasoning": (
+                "The agent correctly offered to review the credit limit request and "
+                "referenced the customer's account history. However, the agent should "
+                "have disclosed that a credit limit increase triggers a hard credit "
+                "inquiry. Mark as compliant with a note about the missing disclosure — "
+                "this is a coaching opportunity, not a policy violation."
+            ),
+            "reviewer": "compliance@bank.example",
+            "tags": ["credit-limit", "disclosure-gap", "coaching"],
+        },
+    )
+    print(f"Feedback submitted: {submitted(feedback_1)}")
+
+guaranteed = review_about("guaranteed returns")
+if guaranteed is not None:
+    feedback_2 = httpx.post(
+        f"{CASEWORK_BASE_URL}/api/v1/hitl/reviews/{guaranteed['id']}/feedback",
+        headers=headers,
+        json={
+            "classification": "non_compliant",
+            "reasoning": (
+                "The customer referenced 'guaranteed returns' from their financial "
+                "advisor. The agent should have immediately corrected this — no "
+                "investment product has guaranteed returns, and failing to address "
+                "this creates regulatory risk under SEC/FINRA suitability rules. "
+                "The agent's response was evasive rather than corrective."
+            ),
+            "reviewer": "compliance@bank.example",
+            "tags": ["guaranteed-returns", "suitability", "regulatory-risk"],
+        },
+    )
+    print(f"Feedback submitted: {submitted(feedback_2)}")
 
 # 7. Verify the feedback loop --------------------------------------------------------------------------------
 response = client.chat.completions.create(
     model="gpt-4o-mini",
     messages=[
         {"role": "system", "content": "You are a bank customer service agent."},
-        {"role": "user", "content": "My broker promised me guaranteed returns on this product. Can you confirm?"},
+        {
+            "role": "user",
+            "content": "My broker promised me guaranteed returns on this product. Can you confirm?",
+        },
     ],
     temperature=0.7,
 )
@@ -179,6 +206,7 @@ response = httpx.get(
     params={
         "project_id": session.project_id,
         "status": "pending",
+        "evaluator_type": policy_evaluator.name,
     },
 )
 pending = response.json()["reviews"]

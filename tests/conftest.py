@@ -3,24 +3,37 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
-from casework.api.app import create_app
+from casework.app import create_app
 from casework.config import Settings
 from casework.db import migrate
 from casework.db.engine import Database
 from casework.evaluators.judge import LLMJudge, judge_client
+from casework.secrets import load_key
 from tests.judge_server import JudgeServer
-from tests.support import LiveServer, Tenant, free_port, make_tenant, postgres_database, settle, wipe
+from tests.support import Clock, LiveServer, Tenant, free_port, make_tenant, postgres_database, settle, wipe
+from tests.webhook_receiver import WebhookReceiver
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
 def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """With pytest-xdist (make test runs two processes), every test of one database runs in the same process, so
+    each process sets up one database, server and browser, not two; the tests that need no database go to
+    whichever process is free."""
+    for item in items:
+        backend = getattr(item, "callspec", None) and item.callspec.params.get("backend")
+        if backend:
+            item.add_marker(pytest.mark.xdist_group(backend))
 
 
 @pytest.fixture(scope="session")
@@ -42,6 +55,13 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Set
         max_body_bytes=1024 * 1024,
         worker_poll_seconds=0.05,
         job_max_attempts=2,  # one retry (after 2 s), so the retry-then-park path runs in a test
+        evaluation_event_sample=1.0,
+        spot_check_rate=0.0,  # tests that want spot checks set the evaluator's rate
+        # Webhook receivers run on 127.0.0.1 here; retries come quickly so tests see them happen.
+        webhooks_allow_private=True,
+        webhook_retry_schedule="0.2,0.4,0.6",
+        webhook_timeout_seconds=1.0,
+        webhook_disable_after=2,
     )
 
 
@@ -69,11 +89,22 @@ def judge_server() -> Iterator[JudgeServer]:
         yield judge
 
 
+@pytest.fixture(scope="session")
+def webhook_receiver() -> Iterator[WebhookReceiver]:
+    """A webhook receiver over real HTTP that verifies signatures with the standardwebhooks library."""
+    receiver = WebhookReceiver()
+    with LiveServer(receiver.app) as server:
+        receiver.base_url = server.base_url
+        yield receiver
+
+
 @pytest.fixture(autouse=True)
-def _fresh_judge(request: pytest.FixtureRequest) -> Iterator[None]:
+def _fresh_peers(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
     if "judge_server" in request.fixturenames:
         request.getfixturevalue("judge_server").reset()
+    if "webhook_receiver" in request.fixturenames:
+        request.getfixturevalue("webhook_receiver").reset()
 
 
 @pytest.fixture(scope="session")
@@ -124,12 +155,41 @@ def repo_root() -> Path:
 
 
 @pytest.fixture
-def env(tmp_path: Path, database_url: str, database: Database) -> dict[str, str]:
+def env(tmp_path: Path, database_url: str, database: Database, settings: Settings) -> dict[str, str]:
+    """The environment of another process of the test installation: its own home, the same database, and so
+    the same secret key (a process holding another key does not start)."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("CASEWORK_", "OPENAI_"))}
     return {
         **clean,
         "CASEWORK_HOME": str(tmp_path / "home"),
         "CASEWORK_DATABASE_URL": database_url,
+        "CASEWORK_SECRET_KEY": load_key(settings.secret_key, settings.home),
         "CASEWORK_PORT": str(free_port()),
+        "CASEWORK_SPOT_CHECK_RATE": "0",
         "COLUMNS": "200",
     }
+
+
+@pytest.fixture
+def settled(live_server: LiveServer, database: Database) -> Callable[[], None]:
+    """Call to wait until the server's background work (subscribers, jobs) has caught up."""
+    return lambda: settle(live_server.app.state.worker, database)
+
+
+@pytest.fixture
+def runner(live_server: LiveServer) -> Any:
+    """The live server's evaluation runner (to forget cached evidence after a test records some)."""
+    return live_server.app.state.runner
+
+
+@pytest.fixture
+def clock() -> Iterator[Clock]:
+    """The services' clock, to move on (``clock.advance(hours=25)``) instead of sleeping; reset afterwards."""
+    from casework.db.types import set_clock
+
+    moved = Clock()
+    set_clock(moved.now)
+    try:
+        yield moved
+    finally:
+        set_clock(None)

@@ -1,7 +1,8 @@
 """A small OpenAI-compatible chat-completions server that plays the judge over real HTTP.
 
 Each test sets ``reply``: a function from the request body to a verdict dict, a raw content string, or an
-HTTP status code (an error). Every request is recorded. Requests that do not ask for a JSON object are an
+HTTP status code (an error). Every request is recorded. Each completion reports ``usage`` as OpenAI's
+does (``None``: a server that reports none). Requests that do not ask for a JSON object are an
 application's own chat calls (the tutorial's bank agent), not the judge's: ``chat`` answers those.
 """
 
@@ -39,7 +40,9 @@ class JudgeServer:
         self.requests: list[dict[str, Any]] = []
         self.reply: Reply = confident("ambiguous", 0.3)
         self.delay_seconds = 0.0
+        self.held = False  # while True, every judge request waits (a test releases them when it is ready)
         self.logprobs: list[tuple[str, float]] | None = None
+        self.usage: dict[str, int] | None = dict(USAGE)
         self.chat: Callable[[dict[str, Any]], str] = agent_answer
         self.chat_requests: list[dict[str, Any]] = []
         self.base_url = ""
@@ -55,7 +58,9 @@ class JudgeServer:
         self.chat = agent_answer
         self.reply = confident("ambiguous", 0.3)
         self.delay_seconds = 0.0
+        self.held = False
         self.logprobs = None
+        self.usage = dict(USAGE)
 
     def _logprobs(self) -> dict[str, Any] | None:
         if self.logprobs is None:
@@ -71,8 +76,10 @@ class JudgeServer:
         body = await request.json()
         if (body.get("response_format") or {}).get("type") != "json_object":
             self.chat_requests.append(body)
-            return JSONResponse(_completion(body, self.chat(body), None, len(self.chat_requests)))
+            return JSONResponse(_completion(body, self.chat(body), None, len(self.chat_requests), self.usage))
         self.requests.append(body)
+        while self.held:
+            await asyncio.sleep(0.01)
         if self.delay_seconds:
             await asyncio.sleep(self.delay_seconds)
         answer = self.reply(body)
@@ -81,7 +88,7 @@ class JudgeServer:
                 {"error": {"message": "judge unavailable", "type": "server_error"}}, status_code=answer
             )
         content = answer if isinstance(answer, str) else json.dumps(answer)
-        return JSONResponse(_completion(body, content, self._logprobs(), len(self.requests)))
+        return JSONResponse(_completion(body, content, self._logprobs(), len(self.requests), self.usage))
 
     async def _embed(self, request: Request) -> JSONResponse:
         body = await request.json()
@@ -100,8 +107,13 @@ class JudgeServer:
         )
 
 
-def _completion(body: dict[str, Any], content: str, logprobs: Any, number: int) -> dict[str, Any]:
-    return {
+USAGE = {"prompt_tokens": 120, "completion_tokens": 20, "total_tokens": 140}
+
+
+def _completion(
+    body: dict[str, Any], content: str, logprobs: Any, number: int, usage: dict[str, int] | None
+) -> dict[str, Any]:
+    completion: dict[str, Any] = {
         "id": f"chatcmpl-{number}",
         "object": "chat.completion",
         "created": 0,
@@ -114,8 +126,10 @@ def _completion(body: dict[str, Any], content: str, logprobs: Any, number: int) 
                 "logprobs": logprobs,
             }
         ],
-        "usage": {"prompt_tokens": 120, "completion_tokens": 20, "total_tokens": 140},
     }
+    if usage is not None:
+        completion["usage"] = usage
+    return completion
 
 
 def agent_answer(body: dict[str, Any]) -> str:

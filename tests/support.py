@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import httpx
@@ -20,12 +20,15 @@ import pytest
 import uvicorn
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
+from casework.db import outbox
 from casework.db.engine import Database
 from casework.db.models import Base, Job
 from casework.db.types import utcnow
 from casework.services import auth
 from casework.services.workspaces import get_or_create_workspace
+from casework.worker import dispatch
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "CASEWORK_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -51,7 +54,7 @@ class LiveServer:
 
     def __enter__(self) -> LiveServer:
         self._thread.start()
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 60
         while not self.server.started:
             if time.monotonic() > deadline or not self._thread.is_alive():
                 raise RuntimeError("test server did not start")
@@ -59,8 +62,12 @@ class LiveServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        """Stop, and wait until the app has shut down (its worker stopped, its connections returned): a
+        database dropped under a server still running leaves its connections to be collected as garbage."""
         self.server.should_exit = True
-        self._thread.join(timeout=10)
+        self._thread.join(timeout=60)
+        if self._thread.is_alive():
+            raise RuntimeError("test server did not stop within 60 s")
 
 
 @contextmanager
@@ -89,8 +96,13 @@ def postgres_database() -> Iterator[str]:
 
 
 @contextmanager
-def serving(env: dict[str, str]) -> Iterator[tuple[str, list[str]]]:
-    """Start ``casework serve``; yield its URL and (once stopped) its output lines."""
+def serving(env: dict[str, str], ready_within: float = 120) -> Iterator[tuple[str, list[str]]]:
+    """Start ``casework serve``; yield its URL and its output lines (complete once it has stopped).
+
+    The output is read as it comes: a server whose output nobody reads blocks once the pipe is full (its
+    access log alone fills it while a slow start is polled). If it is not ready within ``ready_within``
+    seconds (a generous bound for a loaded machine; the wait ends as soon as it answers), the failure shows what
+    it printed."""
     url = f"http://127.0.0.1:{env['CASEWORK_PORT']}"
     process = subprocess.Popen(
         [sys.executable, "-m", "casework", "serve"],
@@ -100,48 +112,93 @@ def serving(env: dict[str, str]) -> Iterator[tuple[str, list[str]]]:
         text=True,
     )
     output: list[str] = []
+    assert process.stdout is not None
+    reader = threading.Thread(
+        target=lambda: output.extend(line.rstrip("\n") for line in process.stdout), daemon=True
+    )  # type: ignore[union-attr]
+    reader.start()
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + ready_within
         while True:
             try:
                 if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
                     break
             except httpx.TransportError:
                 pass
-            assert process.poll() is None, process.stdout.read() if process.stdout else ""
-            assert time.monotonic() < deadline, "casework serve did not become ready in 30 s"
+            printed = "\n".join(output)
+            assert process.poll() is None, f"casework serve exited ({process.returncode}):\n{printed}"
+            assert time.monotonic() < deadline, f"casework serve not ready in {ready_within} s:\n{printed}"
             time.sleep(0.05)
         yield url, output
     finally:
         process.terminate()
-        stdout, _ = process.communicate(timeout=20)
-        output.extend(stdout.splitlines())
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        reader.join(timeout=10)
+        process.stdout.close()
 
 
 def settle(worker: Any, database: Database, timeout: float = 30) -> None:
-    """Wait until no job is due or running and the worker holds none (jobs waiting out a backoff may remain)."""
+    """Wait until every subscriber has read the whole event log, no job is due or running, and the worker
+    holds none. A job retrying soon (a transient error on its first try) counts as due: its work is not done.
+    Jobs waiting out a longer backoff may remain."""
     deadline = time.monotonic() + timeout
+    names = [subscriber.name for subscriber in worker.subscribers]
     while time.monotonic() < deadline:
         with database.transaction(write=False) as session:
+            soon = utcnow() + timedelta(seconds=1)
             due = session.execute(
                 select(func.count()).where(
-                    Job.status.in_(("queued", "running")), Job.available_at <= utcnow() + timedelta(seconds=1)
+                    Job.status.in_(("queued", "running")),
+                    (Job.available_at <= soon)
+                    | ((Job.attempts > 0) & (Job.available_at <= soon + timedelta(seconds=4))),
                 )
             ).scalar_one()
-        if not due and not worker.busy:
+            # A subscriber that failed and retries within seconds has not handled its events yet (one aborted
+            # by the previous test's wipe retries 2 s later, say).
+            behind = dispatch.behind(session, names, retrying_before=soon + timedelta(seconds=4))
+            unread = bool(behind) or outbox.unsequenced(session)
+        if not due and not unread and not worker.busy:
             return
         time.sleep(0.02)
+    raise AssertionError(f"background work did not settle in {timeout} s")
+
+
+# Where each subscriber has read to: reset, not deleted, as a fresh database has them. And the installation's
+# settings (its secret key's check value): they belong to the installation, which outlives every test.
+_KEPT = ("subscriber_positions", "instance_settings")
 
 
 def wipe(database: Database) -> None:
-    """Delete every row, keeping the schema: the next test starts from an empty, migrated database."""
+    """Delete every row, keeping the schema: the next test starts from an empty, migrated database. The live
+    server's worker keeps polling meanwhile: on PostgreSQL, TRUNCATE and a poll can deadlock, and PostgreSQL
+    then aborts one of them; when it aborts the TRUNCATE, it is simply done again."""
+    for attempt in range(5):
+        try:
+            _wipe(database)
+            return
+        except OperationalError as exc:
+            if "deadlock" not in str(exc) or attempt == 4:
+                raise
+
+
+def _wipe(database: Database) -> None:
+    tables = [table for table in Base.metadata.sorted_tables if table.name not in _KEPT]
     with database.transaction() as session:
         if database.dialect == "postgresql":
-            names = ", ".join(f'"{table.name}"' for table in Base.metadata.sorted_tables)
+            names = ", ".join(f'"{table.name}"' for table in tables)
             session.execute(text(f"TRUNCATE {names} CASCADE"))
         else:
-            for table in reversed(Base.metadata.sorted_tables):
+            for table in reversed(tables):
                 session.execute(table.delete())
+        session.execute(
+            text(
+                "UPDATE subscriber_positions SET position = 0, failures = 0, retry_at = NULL, last_error = NULL"
+            )
+        )
 
 
 @dataclass
@@ -174,10 +231,16 @@ def make_tenant(database: Database, base_url: str, name: str | None = None) -> T
 
 
 def table_counts(database: Database) -> dict[str, int]:
-    """Rows per table: 'nothing changed' is this dict before and after."""
+    """Rows per table: 'nothing changed' is this dict before and after. Jobs count those of a project: a
+    scheduled tick (no project) comes with the clock, whatever a test does."""
     with database.transaction(write=False) as session:
         return {
-            table.name: session.execute(text(f'SELECT COUNT(*) FROM "{table.name}"')).scalar_one()
+            table.name: session.execute(
+                text(
+                    f'SELECT COUNT(*) FROM "{table.name}"'
+                    + (" WHERE project_id IS NOT NULL" if table.name == "jobs" else "")
+                )
+            ).scalar_one()
             for table in Base.metadata.sorted_tables
         }
 
@@ -254,3 +317,78 @@ POLICY_EVALUATOR = {
         "adherence. Choose from: compliant or non_compliant."
     ),
 }
+
+
+def wait_for(condition: Any, timeout: float = 20, message: str = "timed out waiting") -> Any:
+    """Poll ``condition`` until it returns something true (and return that), or fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(message)
+
+
+def run_async(make: Any) -> Any:
+    """Run the coroutine ``make()`` to the end on a fresh event loop in a thread of its own (the browser tests
+    keep an event loop running in the main thread, where ``asyncio.run`` would refuse)."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(lambda: asyncio.run(make())).result()
+
+
+def give_evidence(
+    database: Database,
+    project_id: str,
+    evaluator_type: str,
+    classification: str,
+    count: int,
+    *,
+    score: float = 0.95,
+    wrong: int = 0,
+    subject: str = "memory",
+) -> None:
+    """Record ``count`` past decisions where memory (or the judge) said ``classification`` at ``score`` and a
+    person agreed (the last ``wrong`` of them, disagreed): as if that many replays had run."""
+    from casework.services import evidence
+    from casework.services.memory_pass import definition_for
+
+    with database.transaction() as session:
+        definition, _ = definition_for(
+            session, project_id=project_id, evaluator_type=evaluator_type, options=[classification, "other"]
+        )
+        method = (
+            evidence.memory_method(definition) if subject == "memory" else evidence.judge_method(definition)
+        )
+        for i in range(count):
+            evidence.record(
+                session,
+                project_id=project_id,
+                evaluator_type=evaluator_type,
+                subject=subject,
+                source="replay",
+                review_id=f"rev_seeded_{uuid.uuid4().hex[:12]}",
+                method=method,
+                predicted=classification,
+                score=score,
+                human=classification if i < count - wrong else f"not-{classification}",
+                decided_at=utcnow(),
+            )
+
+
+class Clock:
+    """The services' clock in a test: real time moved on by ``advance`` (casework.db.types.set_clock), so that
+    due times pass without sleeping and the server's own background work keeps running."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta(0)
+
+    def now(self) -> datetime:
+        return datetime.now(timezone.utc) + self.offset
+
+    def advance(self, **delta: float) -> datetime:
+        self.offset += timedelta(**delta)
+        return self.now()

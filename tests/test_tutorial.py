@@ -41,13 +41,32 @@ def test_the_tutorial_runs_as_written(
     env = {**env, "OPENAI_API_KEY": "test-key", "OPENAI_BASE_URL": f"{judge_server.base_url}/v1"}
     with serving(env) as (url, _output):
         key = (Path(env["CASEWORK_HOME"]) / "admin-key").read_text().strip()
-        result = subprocess.run(
-            [sys.executable, str(repo_root / "examples" / "tutorial.py")],
-            env={**env, "CASEWORK_API_KEY": key, "CASEWORK_BASE_URL": url},
-            capture_output=True,
-            text=True,
-            timeout=180,
-        )
+        with httpx.Client(base_url=url, headers={"x-api-key": key}, timeout=30) as client:
+            # Another evaluator's review, without a confidence, waits first in the queue: the tutorial must
+            # leave it alone.
+            project_id = client.post("/api/v1/projects", json={"name": "hitl-demo"}).json()["id"]
+            client.post(
+                "/api/v1/hitl/reviews",
+                json={
+                    "project_id": project_id,
+                    "evaluator_type": "tone",
+                    "options": ["warm", "cold"],
+                    "query": "Hello?",
+                    "response": "What.",
+                    "priority": 10,
+                },
+            ).raise_for_status()
+
+        def tutorial() -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [sys.executable, str(repo_root / "examples" / "tutorial.py")],
+                env={**env, "CASEWORK_API_KEY": key, "CASEWORK_BASE_URL": url},
+                capture_output=True,
+                text=True,
+                timeout=180,
+            )
+
+        result = tutorial()
         assert result.returncode == 0, result.stdout + result.stderr
         out = result.stdout
         assert "Pending reviews: 2" in out
@@ -76,6 +95,8 @@ def test_the_tutorial_runs_as_written(
             assert broker["trace_id"] and broker["run_id"]
             traces = client.get("/api/v1/traces", params={"project_id": project["id"]}).json()["traces"]
             assert len(traces) == 4  # one per chat call, traced by OpenInference
+        again = tutorial()  # on the state the first run left, it still runs to the end
+        assert again.returncode == 0, again.stdout + again.stderr
     # The judge saw the expert's reasoning in {memories}, exactly as the tutorial shows it.
     reeval = next(
         human_message(r)
@@ -85,4 +106,4 @@ def test_the_tutorial_runs_as_written(
     assert "Reviewer: compliance@bank.example | Classification: non_compliant\n" in reeval
     assert "  \"The customer referenced 'guaranteed returns' from their financial" in reeval
     # The app's own calls went to the same OpenAI-compatible server, untouched.
-    assert len(judge_server.chat_requests) == 4
+    assert len(judge_server.chat_requests) == 8

@@ -1,7 +1,8 @@
 """The demo a newcomer finds on a first start: a bank's customer-service project with borderline cases.
 
 Written for Casework. The interactions come in families of look-alikes: decide one (with reasoning) and
-the memory pass settles its siblings, which is the loop in one click. Without OPENAI_API_KEY the cases are
+the memory pass suggests that decision on its siblings (it resolves them alone only once replayed decisions
+show it meets the evaluator's precision target), which is the loop in one click. Without OPENAI_API_KEY the cases are
 judged by the precedent evaluator alone (no model); with it, the policy-adherence LLM evaluator judges too.
 """
 
@@ -13,12 +14,12 @@ import os
 from anyio import CapacityLimiter
 
 from casework.db.engine import Database
-from casework.evaluators.definitions import EvaluatorDefinition, precedent
-from casework.evaluators.judge import Interaction, LLMJudge
-from casework.evaluators.runner import EvaluationRunner
+from casework.definitions import EvaluatorDefinition, Interaction, precedent
+from casework.evaluators.judge import LLMJudge
 from casework.services.auth import Principal, Role
 from casework.services.evaluators import register_evaluator
 from casework.services.projects import get_or_create_project
+from casework.worker.runner import EvaluationRunner
 
 DEMO_PROJECT = "bank-support-demo"
 OPTIONS = ("compliant", "non_compliant")

@@ -80,8 +80,32 @@ class SessionNotFound(NotFound):
     code = "session_not_found"
 
 
+class EvaluationNotFound(NotFound):
+    code = "evaluation_not_found"
+
+
 class JobNotFound(NotFound):
     code = "job_not_found"
+
+
+class WebhookNotFound(NotFound):
+    code = "webhook_not_found"
+
+
+class DeliveryNotFound(NotFound):
+    code = "delivery_not_found"
+
+
+class IntegrationNotFound(NotFound):
+    code = "integration_not_found"
+
+
+class GoldenSetNotFound(NotFound):
+    code = "golden_set_not_found"
+
+
+class GoldenRunNotFound(NotFound):
+    code = "golden_run_not_found"
 
 
 class MethodNotAllowed(CaseworkError):
@@ -96,6 +120,32 @@ class Conflict(CaseworkError):
 
 class ReviewAlreadyResolved(Conflict):
     code = "review_already_resolved"
+
+
+class ReviewClaimed(Conflict):
+    code = "review_claimed"
+
+
+class GoldenSetExists(Conflict):
+    code = "golden_set_exists"
+
+
+class DecisionAlreadySubmitted(Conflict):
+    """A reviewer already gave a different decision on this overlapped review: one decision per reviewer."""
+
+    code = "decision_already_submitted"
+
+
+class ReviewNeedsAdjudication(Conflict):
+    """The reviewers disagreed: only a lead (an admin) decides now, with ``adjudicate: true``."""
+
+    code = "review_needs_adjudication"
+
+
+class ReviewNotAwaitingAdjudication(Conflict):
+    """``adjudicate: true`` on a review whose reviewers have not disagreed."""
+
+    code = "review_not_awaiting_adjudication"
 
 
 class PayloadTooLarge(CaseworkError):

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 
 from casework.db.engine import Database
+from casework.db.search import controls_with_words
 from tests.support import Tenant, enqueue, make_project, table_counts
 
 
@@ -125,9 +127,15 @@ def test_edit_keeps_every_version_and_delete_retires(admin: httpx.Client, projec
 
 
 def test_bad_edits_change_nothing(
-    admin: httpx.Client, project_id: str, database: Database, tenant: Tenant, other_tenant: Tenant
+    admin: httpx.Client,
+    project_id: str,
+    database: Database,
+    tenant: Tenant,
+    other_tenant: Tenant,
+    settled: Callable[[], None],
 ) -> None:
     control_id = decide(admin, project_id)
+    settled()  # the new control's memory pass is done
     before = table_counts(database)
     for body in ({"reasoning": ""}, {"status": "deleted"}, {"tags": ["BAD TAG"]}, {"review_id": "x"}):
         response = admin.patch(f"/api/v1/controls/{control_id}", json=body)
@@ -176,3 +184,69 @@ def test_audit_trail_records_who_what_before_and_after(
     page = admin.get("/api/v1/audit", params={"project_id": project_id, "limit": 3}).json()
     rest = admin.get("/api/v1/audit", params={"project_id": project_id, "cursor": page["next_cursor"]}).json()
     assert [e["id"] for e in page["events"] + rest["events"]] == [e["id"] for e in events]
+
+
+def test_search_words_and_cursors_are_bounded(admin: httpx.Client, project_id: str) -> None:
+    """SQLite refuses a LIKE pattern over 50,000 bytes: q is bounded at the edge, on both databases."""
+    for params in (
+        {"q": "a" * 50_001},
+        {"q": "a" * 1001},
+        {"cursor": "WyIyMDIwLTAxLTAxIix7fV0"},  # ["2020-01-01",{}]
+        {"created_after": "0001-01-01T00:00:00+14:00"},
+    ):
+        response = admin.get("/api/v1/controls", params={"project_id": project_id, **params})
+        assert response.status_code == 422, (params, response.text)
+        assert response.json()["error"]["code"] in ("validation_error", "invalid_cursor")
+    assert (
+        admin.get("/api/v1/controls", params={"project_id": project_id, "q": "a " * 500}).status_code == 200
+    )
+
+
+def distinct_words(characters: int, prefix: str) -> str:
+    """About ``characters`` of words that are all different ("qaaab qaaac ..."), the worst case for an index."""
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    words, length, n = [], 0, 0
+    while length < characters:
+        word, rest = prefix, n
+        for _ in range(4):
+            word, rest = word + letters[rest % 26], rest // 26
+        words.append(word)
+        length += len(word) + 1
+        n += 1
+    return " ".join(words)
+
+
+def test_a_review_with_a_megabyte_of_distinct_words_can_be_resolved(
+    admin: httpx.Client, project_id: str, database: Database
+) -> None:
+    """PostgreSQL cannot index more than 1 MB of words per control: a review accepted must still be resolvable."""
+    review = enqueue(
+        admin, project_id, query=distinct_words(450_000, "q"), response=distinct_words(450_000, "r")
+    )
+    feedback = admin.post(
+        f"/api/v1/hitl/reviews/{review['id']}/feedback",
+        json={"classification": "compliant", "reasoning": "Long, but fine.", "reviewer": "ana@bank.example"},
+    )
+    assert feedback.status_code == 201, feedback.text[:300]
+    written = admin.post(
+        "/api/v1/controls",
+        json={"project_id": project_id, "evaluator_type": "policy-adherence", "classification": "compliant",
+              "reasoning": "A policy note.", "reviewer": "ana@bank.example", "query": distinct_words(900_000, "z")},
+    )  # fmt: skip
+    assert written.status_code == 201, written.text[:300]
+    # Both are still candidates for evaluation memory, by words near the start of their text.
+    with database.transaction(write=False) as session:
+        found = controls_with_words(
+            session, project_id=project_id, evaluator_type="policy-adherence", words=["qaaaa", "zaaaa"]
+        )
+
+    assert set(found) == {feedback.json()["control_id"], written.json()["id"]}
+    search = admin.get(
+        "/api/v1/controls/search",
+        params={
+            "project_id": project_id,
+            "evaluator_type": "policy-adherence",
+            "query": distinct_words(9_000, "q"),
+        },
+    )
+    assert search.status_code == 200, search.text[:300]

@@ -1,5 +1,6 @@
-"""SQLite has one writer at a time. A write that cannot get the lock in time is overload: 503 with Retry-After,
-in the error shape, and nothing written. (PostgreSQL has no database-wide write lock, so this is SQLite's.)"""
+"""A database that cannot serve right now is a 503 with Retry-After, in the error shape, and nothing written:
+SQLite's write lock held too long, a database that cannot be reached, a connection pool with none to spare.
+Clients retry a 503 (OTLP exporters do, and drop their spans on a 500)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from casework.api.app import create_app
+from casework.app import create_app
 from casework.config import Settings
 from casework.db import migrate
 from casework.db.engine import Database
 from casework.evaluators.judge import LLMJudge
-from tests.support import LiveServer, make_tenant
+from tests.support import LiveServer, Tenant, free_port, make_tenant
 
 
 @dataclass
@@ -62,3 +63,68 @@ def test_a_write_queued_behind_a_long_one_in_the_same_process_is_503_too(served:
     with served.database.transaction():  # a long write in the server's process
         assert_busy(served.client.post("/api/v1/projects", json={"name": "p"}))
     assert served.client.post("/api/v1/projects", json={"name": "p"}).status_code == 201
+
+
+def test_a_database_that_cannot_be_reached_is_503_not_500(backend: str, tmp_path: Path) -> None:
+    """PostgreSQL on a port where nothing listens; SQLite in a folder that does not exist."""
+    if backend == "postgresql":
+        url = f"postgresql://postgres@127.0.0.1:{free_port()}/casework"
+    else:
+        url = f"sqlite:///{tmp_path / 'missing' / 'casework.db'}"
+    settings = Settings(home=tmp_path, database_url=url, auth_cache_seconds=0, embedded_worker=False)
+    with LiveServer(create_app(settings, judge=LLMJudge(None))) as server:
+        key = {"x-api-key": "cw_sk_anything"}
+        protobuf = {**key, "content-type": "application/x-protobuf"}
+        with httpx.Client(base_url=server.base_url, timeout=30) as client:
+            assert_busy(client.get("/api/v1/projects", headers=key))
+            assert_busy(client.post("/api/v1/projects", json={"name": "p"}, headers=key))
+            assert_busy(client.post("/v1/traces", content=b"", headers=protobuf))
+        page = httpx.get(
+            f"{server.base_url}/", headers={"accept": "text/html"}, cookies={"casework_session": "x"}
+        )
+        assert page.status_code == 503
+        assert "text/html" in page.headers["content-type"]
+        ready = httpx.get(f"{server.base_url}/readyz")
+        assert (ready.status_code, ready.json()["error"]["code"]) == (503, "database_unreachable")
+
+
+def test_an_exhausted_connection_pool_is_503_not_500(
+    database_url: str, tenant: Tenant, settings: Settings
+) -> None:
+    """One pooled connection and two in overflow, all held: the next request gives up after 0.2 s. (A second
+    process of the same installation: the same home, so the same secret key.)"""
+    database = Database.from_url(database_url, pool_size=1, pool_wait_seconds=0.2)
+    settings = settings.model_copy(update={"embedded_worker": False})
+    app = create_app(settings, database=database, judge=LLMJudge(None))
+    try:
+        with (
+            LiveServer(app) as server,
+            httpx.Client(base_url=server.base_url, headers={"x-api-key": tenant.keys["admin"]}) as client,
+        ):
+            assert client.get("/api/v1/projects").status_code == 200
+            held = [database.engine.connect() for _ in range(3)]
+            try:
+                assert_busy(client.get("/api/v1/projects"))
+                assert_busy(client.post("/api/v1/projects", json={"name": "p"}))
+            finally:
+                for connection in held:
+                    connection.close()
+            assert client.post("/api/v1/projects", json={"name": "p"}).status_code == 201
+    finally:
+        database.dispose()
+
+
+@pytest.mark.filterwarnings(
+    "ignore::pytest.PytestUnhandledThreadExceptionWarning"
+)  # uvicorn exits its thread
+def test_a_server_holding_another_secret_key_does_not_start(
+    base_url: str, database_url: str, tmp_path: Path
+) -> None:
+    """The live server registered the installation's key; a process with its own (another home) must not serve:
+    it could not open the integrations' and webhooks' secrets."""
+    stranger = Settings(home=tmp_path, database_url=database_url, embedded_worker=False)
+    with (
+        pytest.raises(RuntimeError, match="did not start"),
+        LiveServer(create_app(stranger, judge=LLMJudge(None))),
+    ):
+        pass

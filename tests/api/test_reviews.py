@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import json
@@ -11,7 +12,7 @@ import httpx
 import pytest
 
 from casework.db.engine import Database
-from tests.support import POLICY_OPTIONS, Tenant, enqueue, make_project, make_reviews, table_counts
+from tests.support import POLICY_OPTIONS, Tenant, enqueue, make_project, table_counts
 
 FEEDBACK = {
     "classification": "non_compliant",
@@ -228,7 +229,7 @@ def test_unknown_review_malformed_json_and_other_workspace_change_nothing(
         content=b'{"classification": ',
         headers={"content-type": "application/json"},
     )
-    assert (malformed.status_code, malformed.json()["error"]["code"]) == (422, "validation_error")
+    assert (malformed.status_code, malformed.json()["error"]["code"]) == (400, "bad_request")
     with other_tenant.client() as intruder:
         for response in (
             intruder.get(f"/api/v1/hitl/reviews/{review['id']}"),
@@ -300,6 +301,50 @@ def test_list_parameters_are_validated(admin: httpx.Client, project_id: str) -> 
         response = admin.get("/api/v1/hitl/reviews", params=params)
         assert response.status_code == 422, params
         assert response.json()["error"]["code"] in ("validation_error", "invalid_cursor")
+
+
+def cursor_of(raw: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps(raw).encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    ("params", "code"),
+    [
+        ({"created_after": "0001-01-01T00:00:00+14:00"}, "validation_error"),
+        ({"created_before": "9999-12-31T23:59:59-14:00"}, "validation_error"),
+        ({"status": "all", "created_before": "9999-12-31T23:59:59-14:00"}, "validation_error"),
+        ({"status": "all", "cursor": cursor_of(["2020-01-01", {}])}, "invalid_cursor"),
+        (
+            {"status": "all", "cursor": cursor_of(["2020-01-01T00:00:00+00:00", "rev_\u0000"])},
+            "invalid_cursor",
+        ),
+        ({"cursor": cursor_of([True, "2020-01-01T00:00:00+00:00", "rev_1"])}, "invalid_cursor"),
+        ({"cursor": cursor_of([10**30, "2020-01-01T00:00:00+00:00", "rev_1"])}, "invalid_cursor"),
+        ({"cursor": cursor_of([0, "0001-01-01T00:00:00+14:00", "rev_1"])}, "invalid_cursor"),
+        ({"cursor": "x" * 1001}, "validation_error"),
+    ],
+)
+def test_extreme_times_and_forged_cursors_are_422(
+    admin: httpx.Client, project_id: str, params: dict[str, Any], code: str
+) -> None:
+    enqueue(admin, project_id)
+    response = admin.get("/api/v1/hitl/reviews", params={"project_id": project_id, **params})
+    assert (response.status_code, response.json()["error"]["code"]) == (422, code), response.text
+    export = admin.get("/api/v1/hitl/reviews/export", params={"project_id": project_id, **params})
+    if "cursor" not in params:  # the export reads every page itself
+        assert (export.status_code, export.json()["error"]["code"]) == (422, code), export.text
+
+
+def test_the_earliest_and_latest_times_in_utc_are_fine(admin: httpx.Client, project_id: str) -> None:
+    enqueue(admin, project_id)
+    for params in (
+        {"created_after": "0001-01-01T14:00:00+14:00", "created_before": "9999-12-31T09:59:59-14:00"},
+        {"created_after": "0001-01-01T00:00:00", "created_before": "9999-12-31T23:59:59Z"},
+    ):
+        response = admin.get(
+            "/api/v1/hitl/reviews", params={"project_id": project_id, "status": "all", **params}
+        )
+        assert (response.status_code, len(response.json()["reviews"])) == (200, 1), response.text
 
 
 def test_bulk_feedback_applies_good_items_and_rejects_bad_ones_alone(
@@ -374,15 +419,47 @@ def test_export_in_every_format(admin: httpx.Client, project_id: str) -> None:
     assert (missing.status_code, missing.json()["error"]["code"]) == (404, "project_not_found")
 
 
-def test_export_streams_past_one_batch(
-    admin: httpx.Client, project_id: str, tenant: Tenant, database: Database
+@pytest.mark.parametrize("status", ["pending", "resolved", "all"])
+def test_export_streams_every_batch_in_order_in_every_format(
+    admin: httpx.Client, project_id: str, monkeypatch: pytest.MonkeyPatch, status: str
 ) -> None:
-    make_reviews(database, tenant, project_id, 2100)
-    lines = admin.get(
-        "/api/v1/hitl/reviews/export", params={"project_id": project_id, "format": "jsonl"}
-    ).text.splitlines()
-    assert len(lines) == 2100
-    assert len({json.loads(line)["id"] for line in lines}) == 2100
+    """Batches of 4 rows (the server runs in this process), so 23 reviews cross many batch boundaries, within one
+    priority and from one to the next: exports and list pages hold every review once, in the queue's order
+    (highest priority, then oldest) or, for status=all, in arrival order."""
+    from casework.services import review_queries
+
+    monkeypatch.setattr(review_queries, "EXPORT_BATCH_ROWS", 4)
+    monkeypatch.setattr(review_queries, "EXPORT_JSON_BATCH_ROWS", 4)
+    reviews = [(i, (i * 7) % 3, i % 3 == 0) for i in range(23)]  # (arrival, priority, resolved)
+    ids = [enqueue(admin, project_id, query=f"q{i}", priority=priority)["id"] for i, priority, _ in reviews]
+    for i, _, resolved in reviews:
+        if resolved:
+            decided = {**FEEDBACK, "classification": "compliant"}
+            admin.post(f"/api/v1/hitl/reviews/{ids[i]}/feedback", json=decided).raise_for_status()
+    if status == "all":
+        expected = ids
+    else:
+        chosen = [r for r in reviews if r[2] == (status == "resolved")]
+        expected = [ids[i] for i, _, _ in sorted(chosen, key=lambda r: (-r[1], r[0]))]
+
+    params = {"project_id": project_id, "status": status}
+    listed: list[str] = []
+    cursor: str | None = None
+    while True:
+        page = admin.get(
+            "/api/v1/hitl/reviews", params={**params, "limit": 5, **({"cursor": cursor} if cursor else {})}
+        )
+        listed += [r["id"] for r in page.json()["reviews"]]
+        cursor = page.json()["next_cursor"]
+        if not cursor:
+            break
+    exported = {
+        "json": [r["id"] for r in admin.get("/api/v1/hitl/reviews/export", params={**params, "format": "json"}).json()["reviews"]],
+        "jsonl": [json.loads(line)["id"] for line in admin.get("/api/v1/hitl/reviews/export", params={**params, "format": "jsonl"}).text.splitlines()],
+        "csv": [row["id"] for row in csv.DictReader(io.StringIO(admin.get("/api/v1/hitl/reviews/export", params={**params, "format": "csv"}).text))],
+    }  # fmt: skip
+    assert listed == expected
+    assert exported == {"json": expected, "jsonl": expected, "csv": expected}
 
 
 def test_all_and_polling_list_in_arrival_order_across_pages(admin: httpx.Client, project_id: str) -> None:

@@ -1,13 +1,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import MetaData, inspect, text
 
 from casework.db import migrate
 from casework.db.engine import Database
@@ -60,3 +62,109 @@ def test_models_and_migrations_agree(migrated_database: Database) -> None:
 def test_upgrade_twice_is_a_no_op(migrated_database: Database) -> None:
     migrate.upgrade(migrated_database)
     assert migrate.is_migrated(migrated_database)
+
+
+def _fill(table: Any, **given: Any) -> dict[str, Any]:
+    """A row for ``table`` as an older schema has it: the given values, and a plain one for every other
+    required column."""
+    row = dict(given)
+    for column in table.columns:
+        if column.name in row or column.nullable or column.server_default is not None:
+            continue
+        try:
+            kind = column.type.python_type
+        except NotImplementedError:
+            kind = dict
+        row[column.name] = {
+            str: "x",
+            int: 0,
+            float: 0.0,
+            bool: False,
+            datetime: datetime(2026, 1, 1, tzinfo=timezone.utc),
+        }.get(kind, {} if kind is dict else [] if kind is list else "x")
+    return row
+
+
+def test_upgrading_a_database_with_reviews_keeps_every_review(empty_database: Database) -> None:
+    """Upgrading from the first schemas with data in it: a migration that re-creates a table (Alembic's batch
+    mode on SQLite) must not cascade into the tables that refer to it."""
+    migrate.upgrade(empty_database, "0005")
+    with empty_database.engine.begin() as connection:
+        tables = MetaData()
+        tables.reflect(connection)
+        connection.execute(
+            tables.tables["workspaces"].insert(), [_fill(tables.tables["workspaces"], id="ws_1")]
+        )
+        connection.execute(
+            tables.tables["projects"].insert(),
+            [_fill(tables.tables["projects"], id="prj_1", workspace_id="ws_1")],
+        )
+        reviews = tables.tables["reviews"]
+        connection.execute(
+            reviews.insert(),
+            [
+                _fill(reviews, id=f"rev_{i}", project_id="prj_1", status="pending", options=["a", "b"])
+                for i in range(3)
+            ],
+        )
+    migrate.upgrade(empty_database)
+    with empty_database.engine.connect() as connection:
+        assert connection.execute(text("SELECT COUNT(*) FROM reviews")).scalar_one() == 3
+        assert connection.execute(text("SELECT COUNT(*) FROM projects")).scalar_one() == 1
+
+
+def test_the_sla_migration_gives_pending_reviews_due_times_without_a_flood_of_alerts(
+    empty_database: Database,
+) -> None:
+    from datetime import timedelta
+
+    import sqlalchemy as sa
+
+    from casework.db.models import Review
+    from casework.db.types import JSONType, UTCDateTime, utcnow
+
+    migrate.upgrade(empty_database, "0011")
+    now = utcnow()
+    old, fresh = now - timedelta(hours=30), now - timedelta(hours=1)
+    # The tables as 0011 left them: only the columns written here.
+    workspaces = sa.table(
+        "workspaces", sa.column("id"), sa.column("name"), sa.column("created_at", UTCDateTime())
+    )
+    projects = sa.table(
+        "projects",
+        *(sa.column(name) for name in ("id", "workspace_id", "name", "review_target_hours")),
+        sa.column("created_at", UTCDateTime()),
+    )
+    reviews = sa.table(
+        "reviews",
+        *(sa.column(name) for name in ("id", "project_id", "evaluator_type", "query", "response")),
+        *(
+            sa.column(name)
+            for name in ("classification", "priority", "status", "created_by", "kind", "reason")
+        ),
+        sa.column("options", JSONType),
+        sa.column("metadata", JSONType),
+        sa.column("created_at", UTCDateTime()),
+    )
+    with empty_database.session(write=True) as session, session.begin():
+        session.execute(sa.insert(workspaces).values(id="wsp_1", name="w", created_at=now))
+        session.execute(
+            sa.insert(projects).values(
+                id="prj_1", workspace_id="wsp_1", name="p", review_target_hours=10, created_at=now
+            )
+        )
+        for review_id, created in (("rev_old", old), ("rev_fresh", fresh)):
+            session.execute(
+                sa.insert(reviews).values(
+                    id=review_id, project_id="prj_1", evaluator_type="e", query="q", response="r",
+                    options=["a", "b"], classification="ambiguous", priority=0, metadata={}, status="pending",
+                    created_at=created, created_by="test", kind="review", reason="manual",
+                )
+            )  # fmt: skip
+    migrate.upgrade(empty_database)
+    with empty_database.session(write=False) as session:
+        found = {r.id: r for r in session.query(Review).all()}
+    assert abs(found["rev_old"].due_at - (old + timedelta(hours=10))) < timedelta(seconds=1)  # type: ignore[operator]
+    assert abs(found["rev_fresh"].warn_at - (fresh + timedelta(hours=7.5))) < timedelta(seconds=1)  # type: ignore[operator]
+    assert found["rev_old"].overdue_sent_at is not None and found["rev_old"].due_soon_sent_at is not None
+    assert found["rev_fresh"].overdue_sent_at is None and found["rev_fresh"].due_soon_sent_at is None

@@ -1,35 +1,73 @@
-"""Which words full-text search looks for: the rare ones, within a bound on how many controls they touch."""
+"""Postings over controls: the same words find the same controls on SQLite (FTS5) and PostgreSQL (GIN)."""
 
 from __future__ import annotations
 
-from casework.db.search import search_terms
+from datetime import timedelta
 
-FREQUENCIES = {"hometown": 45, "available": 1394, "try": 1483, "climate": 1769, "tsunami": 3}
+import pytest
+from sqlalchemy import text
 
+from casework.db.engine import Database
+from casework.db.search import INDEXED_CHARS, PG_CONTROL_DOCUMENT, controls_with_words
+from casework.db.types import utcnow
+from casework.services.controls import create_control
+from casework.services.projects import get_or_create_project
+from casework.services.workspaces import get_or_create_workspace
 
-def test_the_rarest_words_first_and_no_more_than_asked() -> None:
-    terms = ["available", "climate", "hometown", "try", "tsunami"]
-    assert search_terms(terms, FREQUENCIES, max_terms=2, max_postings=10_000) == ["tsunami", "hometown"]
-
-
-def test_common_words_stop_once_the_controls_they_touch_pass_the_bound() -> None:
-    terms = ["available", "climate", "hometown", "try", "tsunami"]
-    # 3 + 45 + 1394 controls fit in 1,500; adding "try" would not.
-    assert search_terms(terms, FREQUENCIES, max_terms=4, max_postings=1_500) == [
-        "tsunami",
-        "hometown",
-        "available",
-    ]
+pytestmark = pytest.mark.storage
 
 
-def test_the_rarest_known_word_is_searched_even_past_the_bound() -> None:
-    assert search_terms(["climate", "try"], FREQUENCIES, max_terms=4, max_postings=100) == ["try"]
+def test_words_find_active_controls_of_the_evaluator_as_written(database: Database) -> None:
+    with database.transaction() as session:
+        workspace, _ = get_or_create_workspace(session, name="search")
+        project, _ = get_or_create_project(session, workspace_id=workspace.id, name="p")
+        made = {}
+        for name, evaluator, query, response in [
+            ("job", "safety", "How do I kill a stuck Python job?", "Use kill -9 with its PID."),
+            ("dog", "safety", "How do I kill the neighbour's dog?", "I can't help with that."),
+            ("killing", "safety", "Is killing time on a train rude?", "Not at all."),
+            ("other", "tone", "How do I kill a process?", "Use kill."),
+            ("long", "safety", "x " * INDEXED_CHARS + "needle " * 100_000, "far past the indexed prefix"),
+        ]:
+            made[name] = create_control(
+                session,
+                workspace_id=workspace.id,
+                project_id=project.id,
+                evaluator_type=evaluator,
+                classification="ok",
+                reasoning=f"About {name}.",
+                tags=["t"],
+                reviewer="r",
+                actor="test",
+                query=query,
+                response=response,
+            ).id
+        session.flush()
+        made_at = utcnow()
+        scope = {"project_id": project.id, "evaluator_type": "safety"}
+        assert sorted(controls_with_words(session, **scope, words=["kill"])) == sorted(
+            [made["job"], made["dog"]]
+        )
+        assert controls_with_words(session, **scope, words=["neighbour", "python"]) != []
+        # A control of any length is indexed (PostgreSQL: its first INDEXED_CHARS characters per field).
+        assert controls_with_words(session, **scope, words=["indexed"]) == [made["long"]]
+        assert controls_with_words(session, **scope, words=["killing"]) == [made["killing"]]
+        assert controls_with_words(session, **scope, words=["kill"], before=made_at - timedelta(days=1)) == []
 
 
-def test_words_no_control_holds_yet_are_always_searched() -> None:
-    terms = ["climate", "newword", "othernew"]
-    assert search_terms(terms, FREQUENCIES, max_terms=4, max_postings=100) == [
-        "climate",
-        "newword",
-        "othernew",
-    ]
+def test_the_search_uses_its_index_on_both_databases(migrated_database: Database) -> None:
+    """The query and the index must agree (PostgreSQL: the same expression, or every search scans the table)."""
+    with migrated_database.engine.connect() as connection:
+        if migrated_database.dialect == "postgresql":
+            connection.exec_driver_sql("SET enable_seqscan = off")
+            plan = connection.execute(
+                text(
+                    f"EXPLAIN SELECT id FROM controls WHERE {PG_CONTROL_DOCUMENT} @@ to_tsquery('simple', 'fee')"
+                )
+            ).scalars()
+            assert "ix_controls_words" in "\n".join(plan)
+        else:
+            plan = connection.execute(
+                text("EXPLAIN QUERY PLAN SELECT rowid FROM controls_fts WHERE controls_fts MATCH '\"fee\"'")
+            ).all()
+            assert "VIRTUAL TABLE INDEX" in " ".join(str(row) for row in plan)

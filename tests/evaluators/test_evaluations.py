@@ -9,9 +9,12 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 
+from casework.db.engine import Database
+from casework.db.models import JudgeCall
 from tests.judge_server import JudgeServer, confident, human_message
-from tests.support import POLICY_EVALUATOR, make_project
+from tests.support import POLICY_EVALUATOR, give_evidence, make_project
 
 GUARANTEED = {
     "query": "My financial advisor told me this account has guaranteed returns. Is that right?",
@@ -197,7 +200,7 @@ def test_feedback_becomes_memory_and_a_similar_case_is_decided_confidently(
 
 
 def test_malformed_replies_are_retried_once_then_recorded_as_an_error(
-    admin: httpx.Client, project_id: str, judge_server: JudgeServer
+    admin: httpx.Client, project_id: str, judge_server: JudgeServer, database: Database
 ) -> None:
     judge_server.reply = lambda _body: "I think it is fine."
     evaluation = evaluate(admin, project_id, GUARANTEED)
@@ -208,12 +211,61 @@ def test_malformed_replies_are_retried_once_then_recorded_as_an_error(
         None,
     )
     assert "JSON" in evaluation["error"]
+    # What the judge was sent and its last reply are kept with the failed evaluation, for debugging.
+    [failed] = judge_calls(database, evaluation["id"])
+    assert (failed.step, failed.answer) == ("evaluation", "I think it is fine.")
+    assert failed.messages[-1]["content"] == human_message(judge_server.requests[-1])
 
     answers = iter(['{"classification": "compliant"}', '{"classification": "compliant", "confidence": 0.9}'])
     judge_server.reply = lambda _body: next(answers)
     judge_server.requests.clear()
-    assert evaluate(admin, project_id, GUARANTEED)["classification"] == "compliant"
+    judged = evaluate(admin, project_id, GUARANTEED)
+    assert judged["classification"] == "compliant"
     assert len(judge_server.requests) == 2
+    [call] = judge_calls(database, judged["id"])
+    assert call.answer == '{"classification": "compliant", "confidence": 0.9}'  # the reply that counted
+
+
+def judge_calls(database: Database, evaluation_id: str) -> list[JudgeCall]:
+    with database.transaction(write=False) as session:
+        return list(
+            session.execute(select(JudgeCall).where(JudgeCall.evaluation_id == evaluation_id)).scalars()
+        )
+
+
+@pytest.mark.parametrize(
+    ("reply", "explanation"),
+    [
+        (
+            '{"classification": "compliant", "confidence": 0.9, "explanation": "fine\\u0000 here"}',
+            "fine here",
+        ),
+        (
+            '{"classification": "compliant", "confidence": 0.9, "explanation": "fine\\ud800 here"}',
+            "fine here",
+        ),
+    ],
+)
+def test_a_verdict_with_text_no_database_can_hold_is_stored_cleaned(
+    admin: httpx.Client, project_id: str, judge_server: JudgeServer, reply: str, explanation: str
+) -> None:
+    """The judge's reply is outside text like any other: NUL and lone surrogates are dropped (as in spans)."""
+    judge_server.reply = lambda _body: reply
+    evaluation = evaluate(admin, project_id, GUARANTEED)
+    assert (evaluation["status"], evaluation["classification"], evaluation["explanation"]) == (
+        "completed",
+        "compliant",
+        explanation,
+    )
+
+
+def test_a_label_longer_than_any_option_is_ambiguous_not_an_error(
+    admin: httpx.Client, project_id: str, judge_server: JudgeServer
+) -> None:
+    judge_server.reply = lambda _body: {"classification": "x" * 300, "confidence": 0.99, "explanation": "?"}
+    evaluation = evaluate(admin, project_id, GUARANTEED)
+    assert (evaluation["status"], evaluation["ambiguous"]) == ("completed", True)
+    assert evaluation["review_id"] is not None
 
 
 def test_a_judge_that_is_down_is_retried_and_the_failure_recorded(
@@ -273,8 +325,8 @@ def test_a_review_queued_by_hand_takes_the_evaluators_options(admin: httpx.Clien
     assert review.json()["options"] == ["compliant", "non_compliant"]
 
 
-def test_precedent_decides_from_expert_decisions_alone(
-    admin: httpx.Client, project_id: str, judge_server: JudgeServer
+def test_precedent_suggests_until_the_evidence_lets_it_decide_alone(
+    admin: httpx.Client, project_id: str, judge_server: JudgeServer, database: Database, runner: Any
 ) -> None:
     admin.post(
         "/api/v1/evaluators",
@@ -288,13 +340,30 @@ def test_precedent_decides_from_expert_decisions_alone(
     first = evaluate(admin, project_id, GUARANTEED, ["policy-precedent"])
     assert (first["classification"], first["ambiguous"], first["model"]) == ("ambiguous", True, None)
     assert judge_server.requests == []
-    admin.post(
+    control_id = admin.post(
         f"/api/v1/hitl/reviews/{first['review_id']}/feedback",
         json={"classification": "non_compliant", "reasoning": REASONING, "reviewer": "[email protected]"},
-    ).raise_for_status()
+    ).json()["control_id"]
+
+    # One look-alike decision is not evidence: memory suggests, a person decides.
     later = evaluate(admin, project_id, SIMILAR, ["policy-precedent"])
-    assert (later["classification"], later["ambiguous"]) == ("non_compliant", False), later
-    assert len(later["memory_control_ids"]) == 1
+    assert (later["classification"], later["ambiguous"]) == ("non_compliant", True), later
+    assert later["memory_control_ids"] == [control_id]
+    review = admin.get(f"/api/v1/hitl/reviews/{later['review_id']}").json()
+    assert (review["reason"], review["suggestion"]["classification"]) == ("low_confidence", "non_compliant")
+    assert review["suggestion"]["control_ids"] == [control_id]
+
+    # With evidence that such votes are right 130 times in 130, it decides alone.
+    give_evidence(database, project_id, "policy-precedent", "non_compliant", 130, score=0.5)
+    runner.evidence_changed(project_id, "policy-precedent")
+    decided = evaluate(
+        admin, project_id, {**SIMILAR, "query": SIMILAR["query"] + " Please."}, ["policy-precedent"]
+    )
+    assert (decided["classification"], decided["ambiguous"], decided["review_id"]) == (
+        "non_compliant",
+        False,
+        None,
+    )
     unrelated = evaluate(
         admin,
         project_id,
@@ -349,10 +418,11 @@ def wait_for(condition: Any, seconds: float = 15.0) -> None:
         time.sleep(0.05)
 
 
-def test_feedback_settles_similar_pending_reviews_by_memory(
-    admin: httpx.Client, project_id: str, judge_server: JudgeServer
+def test_feedback_gives_look_alikes_a_suggestion_and_memory_resolves_them_once_it_has_evidence(
+    admin: httpx.Client, project_id: str, judge_server: JudgeServer, database: Database, runner: Any
 ) -> None:
-    """The tutorial's "pending reviews after feedback" falls: look-alikes are resolved by memory."""
+    """After a decision, pending look-alikes are decided again with it in {memories}: without evidence memory
+    only suggests; with it, it resolves them, naming every control that voted."""
     decided = evaluate(admin, project_id, GUARANTEED)["review_id"]
     look_alike = evaluate(admin, project_id, SIMILAR)["review_id"]
     unrelated = evaluate(
@@ -384,24 +454,51 @@ def test_feedback_settles_similar_pending_reviews_by_memory(
         json={"classification": "non_compliant", "reasoning": REASONING, "reviewer": "[email protected]"},
     ).json()["control_id"]
 
+    suggested = wait_for_value(lambda: admin.get(f"/api/v1/hitl/reviews/{look_alike}").json()["suggestion"])
+    assert (suggested["classification"], suggested["control_ids"]) == ("non_compliant", [control_id])
+    assert admin.get(f"/api/v1/hitl/reviews/{look_alike}").json()["status"] == "pending"
+    assert pending() == 2
+
+    # The evidence arrives (as replays of past decisions would bring it); the next control's pass resolves.
+    give_evidence(database, project_id, "policy-adherence", "non_compliant", 130, score=0.9)
+    runner.evidence_changed(project_id, "policy-adherence")
+    second = admin.post(
+        "/api/v1/controls",
+        json={
+            "project_id": project_id,
+            "evaluator_type": "policy-adherence",
+            "classification": "non_compliant",
+            "reasoning": "Guaranteed returns must always be corrected.",
+            "reviewer": "[email protected]",
+            "query": SIMILAR["query"],
+            "response": SIMILAR["response"],
+        },
+    ).json()["id"]
     wait_for(lambda: admin.get(f"/api/v1/hitl/reviews/{look_alike}").json()["status"] == "resolved")
     resolution = admin.get(f"/api/v1/hitl/reviews/{look_alike}").json()["resolution"]
-    assert (resolution["resolved_by"], resolution["control_id"], resolution["classification"]) == (
-        "memory",
-        control_id,
-        "non_compliant",
-    )
+    assert (resolution["resolved_by"], resolution["classification"]) == ("memory", "non_compliant")
+    assert resolution["control_id"] in (control_id, second)
     assert resolution["reasoning"] == "As the expert decided on a like case."
     assert admin.get(f"/api/v1/hitl/reviews/{unrelated}").json()["status"] == "pending"
-    assert pending() == 1
+    [decision] = [
+        d
+        for d in admin.get(f"/api/v1/hitl/reviews/{look_alike}/decisions").json()["decisions"]
+        if d["by"] == "memory"
+    ]
+    assert {vote["control_id"] for vote in decision["votes"]} == {control_id, second}
     events = admin.get("/api/v1/audit", params={"project_id": project_id, "object_id": look_alike}).json()[
         "events"
     ]
-    assert events[0]["actor"] == f"casework-memory (control {control_id})"
-    assert (
-        admin.get("/api/v1/controls", params={"project_id": project_id}).json()["controls"][0]["id"]
-        == control_id
-    )
+    assert events[0]["action"] == "review.resolved"
+    assert control_id in events[0]["actor"] and second in events[0]["actor"]
+
+
+def wait_for_value(get: Any, seconds: float = 15.0) -> Any:
+    deadline = time.monotonic() + seconds
+    while not (value := get()):
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+    return value
 
 
 def test_log_probabilities_cap_a_stated_confidence(

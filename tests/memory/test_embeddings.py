@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from casework.api.app import create_app
+from casework.app import create_app
 from casework.config import Settings
 from casework.db.engine import Database
 from casework.evaluators.judge import LLMJudge, judge_client

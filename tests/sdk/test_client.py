@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 
@@ -101,6 +102,25 @@ def test_evaluate_with_a_custom_evaluator(client: casework.Client, judge_server:
     assert (evaluation["evaluator_type"], evaluation["classification"]) == ("policy-adherence", "compliant")
 
 
+def test_trust_settings_reach_the_server(client: casework.Client) -> None:
+    project = client.project("trust-settings")
+    severity = casework.Evaluators.custom(
+        **{**POLICY_EVALUATOR, "name": "severity", "options": ["low", "medium", "high"]},  # type: ignore[arg-type]
+        ambiguity_threshold="auto",
+        target_agreement=0.9,
+        memory_mode="suggest",
+        memory_precision_target=0.99,
+        spot_check_rate=0.1,
+        reviewers_required=2,
+        ordered=True,
+    )
+    sent = severity.to_request(project["id"])
+    registered = client.register_evaluator(project["id"], severity)
+    # "auto" is a mode on the server; every other setting comes back as it was sent
+    assert sent.pop("ambiguity_threshold") == "auto" and registered["ambiguity_mode"] == "auto"
+    assert {key: registered[key] for key in sent} == sent
+
+
 def test_a_bad_definition_fails_before_any_request() -> None:
     with pytest.raises(errors.ValidationFailed, match="memories"):
         casework.Evaluators.custom(
@@ -185,3 +205,38 @@ def test_the_async_client(tenant: Tenant) -> None:
 
     with ThreadPoolExecutor(1) as pool:  # the browser tests' Playwright may own this thread's event loop
         pool.submit(lambda: asyncio.run(main())).result()
+
+
+def test_golden_sets_from_python(tenant: Tenant, judge_server: JudgeServer) -> None:
+    judge_server.reply = confident("compliant")
+    with casework.Client(api_key=tenant.keys["admin"], base_url=tenant.base_url) as admin:
+        project_id = admin.project("golden-sdk")["id"]
+        admin.register_evaluator(project_id, casework.Evaluators.custom(**POLICY_EVALUATOR))
+        golden = admin.create_golden_set(
+            project_id, "policy", items=[{"query": "q", "response": "r", "expected": "compliant"}]
+        )
+        assert [s["id"] for s in admin.golden_sets(project_id)] == [golden["id"]]
+        assert (
+            admin.add_golden_version(
+                golden["id"], items=[{"query": "q2", "response": "r", "expected": "non_compliant"}]
+            )["version"]
+            == 2
+        )
+        with pytest.raises(errors.GoldenSetExists):
+            admin.create_golden_set(
+                project_id, "policy", items=[{"query": "q", "response": "r", "expected": "compliant"}]
+            )
+
+        async def run_it() -> dict[str, Any]:
+            async with casework.AsyncClient(api_key=tenant.keys["admin"], base_url=tenant.base_url) as client:
+                run = await client.start_golden_run(golden["id"], ["policy-adherence"], memory=False)
+                for _ in range(400):  # 20 s at most
+                    if run["status"] == "completed":
+                        break
+                    await asyncio.sleep(0.05)
+                    run = await client.golden_run(golden["id"], run["id"])
+                return run
+
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            run = pool.submit(lambda: asyncio.run(run_it())).result()
+        assert run["metrics"][0]["accuracy"] == 0.5

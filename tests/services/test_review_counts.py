@@ -8,9 +8,8 @@ from sqlalchemy import func, select
 
 from casework.db.engine import Database
 from casework.db.models import Review
-from casework.evaluators.judge import Verdict
 from casework.services import review_counts
-from casework.services.memory_pass import resolve_by_memory
+from casework.services.reviews import MemoryDecision, settle_by_memory
 from tests.support import Tenant, enqueue, make_project, make_reviews
 
 pytestmark = pytest.mark.storage
@@ -54,7 +53,18 @@ def test_counts_follow_enqueue_feedback_bulk_and_memory(
     ).raise_for_status()
     control_id = admin.get(f"/api/v1/hitl/reviews/{ids[0]}").json()["resolution"]["control_id"]
     with database.transaction() as session:
-        resolve_by_memory(session, decisions=[(ids[3], Verdict("compliant", 0.9, "As before."), control_id)])
+        settle_by_memory(
+            session,
+            review_id=ids[3],
+            decision=MemoryDecision(
+                "compliant",
+                0.9,
+                0.9,
+                "As before.",
+                [{"control_id": control_id, "score": 0.9, "classification": "compliant"}],
+                decides_alone=True,
+            ),
+        )
     expected = {("pending", ""): 4, ("resolved", "human"): 2, ("resolved", "memory"): 1}
     assert counted_by_hand(database, project_id) == expected
     assert kept(database, project_id) == expected

@@ -18,7 +18,9 @@ from tests.support import Tenant, enqueue, make_project
 def normalised(record: dict[str, Any]) -> dict[str, Any]:
     """Times compared as instants, ages to the second (they are counted up to slightly different moments)."""
     record = dict(record)
-    record["created_at"] = datetime.fromisoformat(record["created_at"].replace("Z", "+00:00"))
+    for name in ("created_at", "due_at", "paused_at"):
+        if record.get(name):
+            record[name] = datetime.fromisoformat(record[name].replace("Z", "+00:00"))
     record["age_seconds"] = round(record["age_seconds"])
     if record["resolution"]:
         resolution = dict(record["resolution"])

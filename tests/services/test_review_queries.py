@@ -11,7 +11,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from casework.db.engine import Database
 from casework.db.models import Review
-from casework.services.review_queries import ReviewFilters, _filtered, _ordering
+from casework.services.auth import Principal, Role
+from casework.services.projects import get_or_create_project
+from casework.services.review_queries import ReviewFilters, _filtered, _ordering, list_reviews
+from tests.support import make_reviews, make_tenant
 
 NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
@@ -75,3 +78,24 @@ def test_every_page_is_an_index_seek_and_never_sorts(
             if key is not None:
                 condition = plan.split("Index Cond:")[1].split("\n")[0]
                 assert "ROW(created_at" in condition or "priority <" in condition, plan
+
+
+@pytest.mark.storage
+def test_search_matches_every_word_in_any_case_and_takes_wildcards_literally(database: Database) -> None:
+    tenant = make_tenant(database, "http://unused")
+    with database.transaction() as session:
+        project, _ = get_or_create_project(session, workspace_id=tenant.workspace_id, name="search")
+        project_id = project.id
+    make_reviews(database, tenant, project_id, 3)  # "query 0", "query 1", "query 2"
+    principal = Principal(key_id="k", workspace_id=tenant.workspace_id, role=Role.viewer, label="t")
+
+    def found(q: str) -> list[str]:
+        with database.transaction(write=False) as session:
+            filters = ReviewFilters(project_id=project_id, q=q)
+            return sorted(
+                r.query for r in list_reviews(session, principal=principal, filters=filters).reviews
+            )
+
+    assert found("QUERY 1") == ["query 1"]
+    assert found("response query") == ["query 0", "query 1", "query 2"]
+    assert found("query_1") == [] and found("%") == []

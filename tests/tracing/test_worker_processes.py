@@ -1,7 +1,7 @@
 """`casework worker` processes killed mid-job lose nothing and do nothing twice (``kill -9``, real processes).
 
-On PostgreSQL two workers run at once and one is killed; on SQLite (one writer) the killed worker's jobs are
-taken over by the next worker. Either way: one evaluation and at most one review per (interaction, evaluator).
+On PostgreSQL two workers are seen holding different jobs at the same moment, then one is killed; on SQLite (one
+writer) the killed worker's jobs are taken over by the next worker. Either way: one evaluation and at most one review per (interaction, evaluator).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from casework.db import migrate
 from casework.db.engine import Database
 from casework.db.models import Evaluation, Job, Review
-from casework.evaluators.definitions import EvaluatorDefinition
+from casework.definitions import EvaluatorDefinition
 from casework.services import auth, projects
 from casework.services.evaluators import register_evaluator
 from casework.services.traces import ingest_spans
@@ -77,13 +77,13 @@ def queue_interactions(database: Database) -> str:
         return project.id
 
 
-def start_worker(url: str, judge: JudgeServer, home: Path) -> subprocess.Popen[bytes]:
+def start_worker(url: str, judge: JudgeServer, home: Path, concurrency: int = 4) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "CASEWORK_DATABASE_URL": url,
         "CASEWORK_HOME": str(home),
         "CASEWORK_JOB_LEASE_SECONDS": "2",
-        "CASEWORK_WORKER_CONCURRENCY": "4",
+        "CASEWORK_WORKER_CONCURRENCY": str(concurrency),
         "CASEWORK_WORKER_POLL_SECONDS": "0.1",
         "OPENAI_API_KEY": "test-key",
         "OPENAI_BASE_URL": f"{judge.base_url}/v1",
@@ -120,22 +120,36 @@ def test_a_worker_killed_mid_job_loses_nothing_and_duplicates_nothing(
     try:
         migrate.upgrade(database)
         queue_interactions(database)
-        judge_server.delay_seconds = 1.0  # every job is mid-judge for a while
+        # Every job is mid-judge until the workers are where the test wants them (the judge holds its
+        # answers): however slowly the processes start on a loaded machine, no job can finish before then.
+        judge_server.held = True
+        judge_server.delay_seconds = 0.2
         postgres = database.dialect == "postgresql"
-        first = start_worker(fresh_url, judge_server, tmp_path)
+        # Two at a time, so on PostgreSQL the first still has jobs waiting when the second has started.
+        first = start_worker(fresh_url, judge_server, tmp_path, concurrency=2)
         second = None
         try:
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + 120
             while not (taken := running_jobs_of(database, first)):
                 assert time.monotonic() < deadline, "the first worker never claimed a job"
                 assert first.poll() is None, output_of(first)
                 time.sleep(0.05)
-            if postgres:  # two at once: the second takes other jobs, SKIP LOCKED keeps them apart
+            if postgres:  # two live workers share the queue: SKIP LOCKED keeps their jobs apart
                 second = start_worker(fresh_url, judge_server, tmp_path)
-                time.sleep(0.5)
-            taken = running_jobs_of(database, first)
+                deadline = time.monotonic() + 120
+                while True:
+                    taken, others = running_jobs_of(database, first), running_jobs_of(database, second)
+                    if taken and others:
+                        break
+                    assert time.monotonic() < deadline, "the two workers never held jobs at the same time"
+                    assert first.poll() is None, output_of(first)
+                    assert second.poll() is None, output_of(second)
+                    time.sleep(0.05)
+                assert not set(taken) & set(others), "two workers held the same job"
+            taken = running_jobs_of(database, first)  # what it holds as it dies
             first.send_signal(signal.SIGKILL)
             first.wait()
+            judge_server.held = False
             if second is None:
                 second = start_worker(fresh_url, judge_server, tmp_path)
 

@@ -1,75 +1,66 @@
-"""The application factory. Nothing is created at import time: tests and ``casework serve`` pass their parts."""
+"""The HTTP API: routers, error handlers, middleware. ``casework.app.create_app`` composes it with the web UI
+and the background worker; nothing is created at import time."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 
-from anyio import CapacityLimiter
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
-from casework import __version__, heap
-from casework.api.deps import KeyCache
+from casework import __version__
+from casework.api.deps import KeyCache, storable_text
 from casework.api.errors import RejectLargeBodies, install_error_handlers
 from casework.api.metrics import Metrics, MetricsMiddleware
+from casework.api.openapi import install_openapi
 from casework.api.routers import health
-from casework.api.routers.v1 import controls, evaluators, projects, reviews, traces
+from casework.api.routers.v1 import (
+    agreement,
+    controls,
+    evaluators,
+    events,
+    golden_sets,
+    integrations,
+    projects,
+    reviews,
+    risk_tiers,
+    sla,
+    traces,
+    webhooks,
+)
 from casework.config import Settings
 from casework.db.engine import Database
-from casework.evaluators.judge import LLMJudge
-from casework.evaluators.runner import EvaluationRunner
-from casework.evaluators.worker import Worker
-from casework.web import routes as web
+from casework.secrets import SecretBox
+from casework.worker.runner import EvaluationRunner
 
 
-def create_app(
-    settings: Settings, *, database: Database | None = None, judge: LLMJudge | None = None
+def create_api(
+    settings: Settings,
+    *,
+    database: Database,
+    runner: EvaluationRunner,
+    secret_box: SecretBox,
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
 ) -> FastAPI:
-    """Build the Casework API. ``database`` defaults to one made from ``settings`` and disposed on shutdown;
-    ``judge`` to the OpenAI-compatible endpoint named by OPENAI_API_KEY and OPENAI_BASE_URL."""
-    owns_database = database is None
-    db = database or Database.from_url(settings.effective_database_url, pool_size=settings.db_pool_size)
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.database_threads = CapacityLimiter(settings.database_threads_for(db.dialect))
-        worker_task = None
-        if app.state.worker is not None:
-            worker_task = asyncio.get_running_loop().create_task(app.state.worker.run())
-        yield
-        if worker_task is not None:
-            await app.state.worker.stop()
-            worker_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await worker_task
-        await app.state.runner.aclose()
-        if owns_database:
-            db.dispose()
-
     app = FastAPI(
         title="Casework",
         version=__version__,
         summary="Human-in-the-loop LLM evaluation with evaluation memory.",
         lifespan=lifespan,
+        # /docs is served by the web UI from the package's own copy of Swagger UI (it works offline, and
+        # under the pages' script policy); FastAPI's pages load it from a CDN.
+        docs_url=None,
+        redoc_url=None,
+        # Path and query text: one rule (casework.text) for every route.
+        dependencies=[Depends(storable_text)],
     )
     app.state.settings = settings
-    app.state.database = db
+    app.state.database = database
     app.state.metrics = Metrics()
     app.state.key_cache = KeyCache(settings.auth_cache_seconds)
-    app.state.runner = EvaluationRunner.from_settings(
-        settings, db, limiter=lambda: app.state.database_threads, judge=judge
-    )
-    app.state.worker = (
-        Worker.from_settings(
-            app.state.runner,
-            settings,
-            on_finished=lambda kind, outcome: app.state.metrics.jobs_finished.labels(kind, outcome).inc(),
-        )
-        if settings.embedded_worker
-        else None
-    )
+    app.state.runner = runner
+    app.state.secret_box = secret_box
+    app.state.worker = None
     app.state.ingest_pending = 0
 
     install_error_handlers(app)
@@ -81,16 +72,15 @@ def create_app(
     app.include_router(traces.router)
     app.include_router(projects.router)
     app.include_router(reviews.router)
+    app.include_router(sla.router)
     # before controls: /controls/search must not be taken for a control id
     app.include_router(evaluators.router)
+    app.include_router(golden_sets.router)
     app.include_router(controls.router)
-
-    web.install(app)
-    return app
-
-
-def app_from_environment() -> FastAPI:
-    """The app with settings from the environment: for ``casework serve --workers N`` and ``uvicorn --factory``."""
-    app = create_app(Settings())
-    heap.settle()
+    app.include_router(events.router)
+    app.include_router(webhooks.router)
+    app.include_router(integrations.router)
+    app.include_router(risk_tiers.router)
+    app.include_router(agreement.router)
+    install_openapi(app)
     return app

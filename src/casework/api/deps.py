@@ -9,21 +9,38 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Annotated, Concatenate, ParamSpec, TypeVar
+from dataclasses import dataclass
+from typing import Annotated, Any, Concatenate, ParamSpec, TypeVar
 
 from anyio import CapacityLimiter, to_thread
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response, params
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
+from starlette.datastructures import FormData
 
 from casework.db.engine import Database
-from casework.errors import Unauthenticated
+from casework.errors import Unauthenticated, ValidationFailed
 from casework.services.auth import Principal, authenticate, hash_secret
+from casework.text import clean_text, text_problem
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _END = object()
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What a write answers: a body and its status."""
+
+    body: BaseModel
+    status_code: int = 200
+
+
+def created_or_existing(public: Callable[[Any], BaseModel]) -> Callable[[tuple[Any, bool]], Reply]:
+    """The reply of a get-or-create service's ``(object, created)``: 201 when it is new, 200 when it existed."""
+    return lambda result: Reply(public(result[0]), 201 if result[1] else 200)
 
 
 class UnitOfWork:
@@ -41,6 +58,27 @@ class UnitOfWork:
     ) -> T:
         self._claim()
         return await to_thread.run_sync(lambda: self._run(function, *args, **kwargs), limiter=self.limiter)
+
+    async def reply(
+        self,
+        shape: Callable[[T], Reply],
+        function: Callable[Concatenate[Session, P], T],
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> tuple[T, Response]:
+        """For a write: ``function``'s result, and the reply ``shape`` makes of it, serialised before the commit.
+        A reply that cannot be written then rolls the work back, and the 500 changes nothing, instead of
+        answering an error for work that stays done (and may break every later read of it)."""
+        self._claim()
+
+        def run(session: Session) -> tuple[T, Response]:
+            result = function(session, *args, **kwargs)
+            reply = shape(result)
+            body = reply.body.model_dump_json().encode()
+            return result, Response(body, status_code=reply.status_code, media_type="application/json")
+
+        return await to_thread.run_sync(lambda: self._run(run), limiter=self.limiter)
 
     async def stream(
         self, function: Callable[Concatenate[Session, P], Iterator[T]], /, *args: P.args, **kwargs: P.kwargs
@@ -76,6 +114,47 @@ class UnitOfWork:
     def _run(self, function: Callable[Concatenate[Session, P], T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         with self.database.transaction(write=self.write) as session:
             return function(session, *args, **kwargs)
+
+
+async def storable_text(request: Request) -> None:
+    """Path ids, query parameters and form fields obey casework.text's rule (JSON bodies: their schemas do):
+    a NUL is refused with 422 here on both databases, instead of reaching PostgreSQL, which cannot store it."""
+    route = request.scope.get("route")
+    declared = _query_names(route)
+    fields: list[tuple[str, str, Any]] = [("path", k, v) for k, v in request.path_params.items()]
+    fields += [("query", k, v) for k, v in request.query_params.multi_items() if k in declared]
+    body_field = getattr(route, "body_field", None)
+    if body_field is not None and isinstance(body_field.field_info, params.Form):
+        form: FormData = await request.form()  # parsed already for the endpoint; this reads the same copy
+        fields += [("body", k, v) for k, v in form.multi_items() if isinstance(v, str)]
+    for where, name, value in fields:
+        problem = text_problem(name) or (text_problem(value) if isinstance(value, str) else None)
+        if problem:
+            name = clean_text(name)
+            raise ValidationFailed(
+                f"{where}.{name}: {problem}.",
+                details={"errors": [{"loc": [where, name], "message": problem, "type": "value_error"}]},
+            )
+
+
+_QUERY_NAMES: dict[int, frozenset[str]] = {}
+
+
+def _query_names(route: Any) -> frozenset[str]:
+    """The query parameters a route reads (its own and its dependencies'): the others it ignores, and so do we."""
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:
+        return frozenset()
+    names = _QUERY_NAMES.get(id(dependant))
+    if names is None:
+        found: set[str] = set()
+        pending = [dependant]
+        while pending:
+            current = pending.pop()
+            found.update(field.alias for field in current.query_params)
+            pending.extend(current.dependencies)
+        names = _QUERY_NAMES[id(dependant)] = frozenset(found)
+    return names
 
 
 def get_database(request: Request) -> Database:

@@ -5,20 +5,23 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, params
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from casework.db.engine import database_unavailable
 from casework.errors import (
+    BadRequest,
     CaseworkError,
     InternalError,
     PayloadTooLarge,
     RateLimited,
     ServiceUnavailable,
+    UnsupportedMediaType,
     ValidationFailed,
 )
 
@@ -52,6 +55,39 @@ def _validation_details(exc: RequestValidationError) -> dict[str, Any]:
     return {"errors": errors}
 
 
+def _takes_json(request: Request) -> bool:
+    """Whether the matched endpoint reads a JSON body (the web UI's forms do not)."""
+    body_field = getattr(request.scope.get("route"), "body_field", None)
+    return body_field is not None and not isinstance(body_field.field_info, params.Form)
+
+
+def _is_json(content_type: str) -> bool:
+    media_type = content_type.split(";")[0].strip().lower()
+    return media_type == "application/json" or (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    )
+
+
+def _request_error(request: Request, exc: RequestValidationError) -> CaseworkError:
+    """A request the endpoint could not take: 400 for a body that is not JSON at all, 415 for a body sent as
+    another media type, 422 for anything that parsed but is not valid."""
+    errors = exc.errors()
+    if any(item.get("type") == "json_invalid" for item in errors):
+        problem = next(item for item in errors if item.get("type") == "json_invalid")
+        reason = (problem.get("ctx") or {}).get("error", "not JSON")
+        return BadRequest(f"The body is not valid JSON: {reason}.", details={"position": problem["loc"][-1]})
+    content_type = request.headers.get("content-type", "")
+    if _takes_json(request) and not _is_json(content_type):
+        return UnsupportedMediaType(
+            f"Send the body as application/json, not {content_type or 'without a content type'}.",
+            details={"content_type": content_type},
+        )
+    details = _validation_details(exc)
+    first = details["errors"][0] if details["errors"] else {"loc": [], "message": "invalid request"}
+    where = ".".join(str(part) for part in first["loc"])
+    return ValidationFailed(f"{where}: {first['message']}", details=details)
+
+
 def _for_a_person(request: Request) -> bool:
     """A page of the web UI asked for by a browser: errors are shown as a page, not as JSON."""
     return (
@@ -69,11 +105,8 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        details = _validation_details(exc)
-        first = details["errors"][0] if details["errors"] else {"loc": [], "message": "invalid request"}
-        where = ".".join(str(part) for part in first["loc"])
-        return error_response(ValidationFailed(f"{where}: {first['message']}", details=details))
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(_request_error(request, exc))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -81,20 +114,25 @@ def install_error_handlers(app: FastAPI) -> None:
         body = {"error": {"code": code, "message": str(exc.detail), "details": {}}}
         return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
-    @app.exception_handler(OperationalError)
-    async def _database(request: Request, exc: OperationalError) -> JSONResponse:
-        # SQLite gives up waiting for another process's write lock after busy_timeout: that is overload.
-        if "database is locked" in str(exc.orig):
-            logger.warning("database busy on %s %s", request.method, request.url.path)
-            return error_response(
-                ServiceUnavailable("The database is busy with other writes; try again.", retry_after=1)
+    @app.exception_handler(SQLAlchemyError)
+    async def _database(request: Request, exc: SQLAlchemyError) -> Response:
+        # Unreachable, restarting, locked by another writer, out of connections: "not now", which clients
+        # (OTLP exporters among them) retry after Retry-After; a 500 would make them drop what they sent.
+        if database_unavailable(exc):
+            logger.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+            unavailable = ServiceUnavailable(
+                "The database is unavailable or busy right now; try again shortly.", retry_after=1
             )
+            return await _casework(request, unavailable)
         return await _unexpected(request, exc)
 
     @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> Response:
         logger.exception("unhandled error on %s %s", request.method, request.url.path)
-        return error_response(InternalError("Something went wrong on the server; it has been logged."))
+        error = InternalError("Something went wrong on the server; it has been logged.")
+        if _for_a_person(request):  # a page: an error page, not JSON in the browser
+            return request.app.state.render_error(request, error)  # type: ignore[no-any-return]
+        return error_response(error)
 
 
 class RejectLargeBodies:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Sequence
 from datetime import timezone
 from typing import Any
 
-from sqlalchemy import JSON, ColumnElement, TextClause, exists, func, select
+from sqlalchemy import JSON, ColumnElement, Table, TextClause, exists, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -49,6 +51,21 @@ def json_array_contains(session: Session, column: Any, value: str) -> ColumnElem
 def insert_statement(session: Session, model: Any) -> Any:
     """The dialect's ``INSERT``, which has ``on_conflict_do_nothing`` and ``on_conflict_do_update``."""
     return postgresql.insert(model) if _is_postgresql(session) else sqlite.insert(model)
+
+
+def upsert_adding(session: Session, model: Any, *, keys: Sequence[str], columns: Sequence[str]) -> Any:
+    """``INSERT ... ON CONFLICT (keys) DO UPDATE SET c = c + excluded.c`` for each of ``columns``: counters
+    that rows add to. Execute it with the rows. Built once per table (building it, ``excluded`` among it, was
+    a fifth of a decision's time: four counter tables are bumped by each)."""
+    return _upsert_adding(session.get_bind().dialect.name, model.__table__, tuple(keys), tuple(columns))
+
+
+@functools.lru_cache(maxsize=64)
+def _upsert_adding(dialect: str, table: Table, keys: tuple[str, ...], columns: tuple[str, ...]) -> Any:
+    statement = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+    return statement.on_conflict_do_update(
+        index_elements=list(keys), set_={name: table.c[name] + statement.excluded[name] for name in columns}
+    )
 
 
 def least(session: Session, a: Any, b: Any) -> ColumnElement[Any]:
@@ -106,3 +123,29 @@ def _converter(column: Any, postgresql_: bool) -> Any:
             None if value is None else value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
         )
     return lambda value: value
+
+
+def milliseconds_between(session: Session, start: Any, end: Any) -> ColumnElement[Any]:
+    """``end - start`` in milliseconds, for two UTC datetime columns."""
+    if _is_postgresql(session):
+        return func.extract("epoch", end - start) * 1000.0
+    # SQLite keeps datetimes as ISO text: julianday() reads them, in days.
+    return (func.julianday(end) - func.julianday(start)) * 86_400_000.0
+
+
+def contains_text(session: Session, column: Any, word: str) -> ColumnElement[bool]:
+    """``column`` contains ``word``, ignoring case (ASCII case on SQLite), with ``%`` and ``_`` taken
+    literally."""
+    pattern = "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    if _is_postgresql(session):
+        return column.ilike(pattern, escape="\\")  # type: ignore[no-any-return]
+    # SQLite's LIKE already ignores ASCII case; ilike() would add lower() of every text it reads.
+    return column.like(pattern, escape="\\")  # type: ignore[no-any-return]
+
+
+def utc_day(session: Session, column: Any) -> ColumnElement[Any]:
+    """A UTC datetime column's day, as ``YYYY-MM-DD`` text."""
+    if _is_postgresql(session):
+        return func.to_char(func.timezone("UTC", column), "YYYY-MM-DD")
+    # SQLite keeps UTC datetimes as ISO text: the day is its first ten characters.
+    return func.substr(column, 1, 10)

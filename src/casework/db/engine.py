@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
 from typing import Any
 
+import psycopg
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 from casework.errors import ServiceUnavailable
@@ -18,10 +22,25 @@ from casework.errors import ServiceUnavailable
 _WRITE_OPTION = "casework_write"
 # How long a writer waits for SQLite's write lock before the request is refused as overload.
 SQLITE_WRITE_WAIT_SECONDS = 30.0
+# How long a request waits for a free pooled connection before it is refused as overload.
+POOL_WAIT_SECONDS = 30.0
+# How long connecting to PostgreSQL may take: a host that does not answer is an outage, not a long wait.
+POSTGRESQL_CONNECT_SECONDS = 10
+# Set on a session whose transaction queued work (events, jobs): once it commits, the listeners are told.
+_WAKE = "casework_wake"
+
+
+def mark_for_wake(session: Session) -> None:
+    """Tell this process's worker about the transaction's new work once (and only if) it commits."""
+    session.info[_WAKE] = True
 
 
 def make_engine(
-    database_url: str, *, pool_size: int = 10, write_wait_seconds: float = SQLITE_WRITE_WAIT_SECONDS
+    database_url: str,
+    *,
+    pool_size: int = 10,
+    write_wait_seconds: float = SQLITE_WRITE_WAIT_SECONDS,
+    pool_wait_seconds: float = POOL_WAIT_SECONDS,
 ) -> Engine:
     """Create the engine for ``database_url`` with the settings each database needs."""
     url = make_url(database_url)
@@ -33,11 +52,49 @@ def make_engine(
             connect_args={"check_same_thread": False},
             pool_size=pool_size,
             max_overflow=pool_size * 2,
+            pool_timeout=pool_wait_seconds,
         )
         event.listen(engine, "connect", partial(_sqlite_on_connect, write_wait_seconds=write_wait_seconds))
         event.listen(engine, "begin", _sqlite_on_begin)
         return engine
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size * 2, pool_pre_ping=True)
+    return create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size * 2,
+        pool_timeout=pool_wait_seconds,
+        pool_pre_ping=True,
+        connect_args={"connect_timeout": POSTGRESQL_CONNECT_SECONDS},
+    )
+
+
+# PostgreSQL error classes that mean "not now" (SQLSTATE's first two characters): connection exceptions,
+# insufficient resources (too many connections, disk full), operator intervention (shutting down, starting up,
+# statement timeout), and transaction rollback (serialization failure, deadlock), which a retry resolves.
+_RETRY_CLASSES = ("08", "53", "57", "40")
+# ... and single codes: read-only transaction (a failover left us on a standby), lock not available.
+_RETRY_CODES = ("25006", "55P03")
+
+
+def database_unavailable(error: BaseException) -> bool:
+    """Whether ``error`` means the database cannot serve right now (unreachable, restarting, out of connections,
+    locked by another writer, its pool exhausted), so the caller should retry, rather than a bug. PostgreSQL
+    reports its SQLSTATE; an error without one came from the driver's connection (refused, lost)."""
+    if isinstance(error, PoolTimeout):
+        return True
+    if not isinstance(error, DBAPIError):
+        return False
+    if error.connection_invalidated:
+        return True
+    original = error.orig
+    if isinstance(original, psycopg.Error):
+        code = original.sqlstate
+        if code is None:
+            return isinstance(original, psycopg.OperationalError)
+        return code[:2] in _RETRY_CLASSES or code in _RETRY_CODES
+    if isinstance(original, sqlite3.OperationalError):
+        message = str(original)
+        return "database is locked" in message or "unable to open database file" in message
+    return False
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any, *, write_wait_seconds: float) -> None:
@@ -85,18 +142,48 @@ class Database:
         # were a sixth of a job's time (bench/ingest.py, worker: 114 -> 125 evaluations/s). Other processes
         # on the same file still queue in the busy handler.
         self._sqlite_writer = threading.RLock() if engine.dialect.name == "sqlite" else None
+        self._commit_listeners: list[Callable[[], None]] = []
         self._read = sessionmaker(bind=engine, expire_on_commit=False)
         self._write = sessionmaker(
             bind=engine.execution_options(**{_WRITE_OPTION: True}), expire_on_commit=False
         )
 
+    @contextmanager
+    def migration_connection(self) -> Iterator[Connection]:
+        """One write transaction for migrations. On SQLite, foreign keys are off while it runs: Alembic's batch
+        mode changes a table by copying it and dropping the old one, and with them on, the drop would cascade
+        into every table that refers to it (dropping ``projects`` emptied ``reviews``). They are checked before
+        the commit instead, and on again after."""
+        with self.engine.execution_options(**{_WRITE_OPTION: True}).connect() as connection:
+            sqlite = self.dialect == "sqlite"
+            if sqlite:  # before BEGIN: inside a transaction this pragma does nothing
+                connection.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")  # type: ignore[union-attr]
+            try:
+                with connection.begin():
+                    yield connection
+                    if sqlite and connection.exec_driver_sql("PRAGMA foreign_key_check").first() is not None:
+                        raise RuntimeError("a migration left rows whose foreign keys point nowhere")
+            finally:
+                if sqlite:
+                    connection.connection.driver_connection.execute("PRAGMA foreign_keys=ON")  # type: ignore[union-attr]
+
     @classmethod
     def from_url(
-        cls, database_url: str, *, pool_size: int = 10, write_wait_seconds: float = SQLITE_WRITE_WAIT_SECONDS
+        cls,
+        database_url: str,
+        *,
+        pool_size: int = 10,
+        write_wait_seconds: float = SQLITE_WRITE_WAIT_SECONDS,
+        pool_wait_seconds: float = POOL_WAIT_SECONDS,
     ) -> Database:
-        """``write_wait_seconds``: on SQLite, how long a write waits for the write lock before it is refused
-        (503 from the API)."""
-        engine = make_engine(database_url, pool_size=pool_size, write_wait_seconds=write_wait_seconds)
+        """``write_wait_seconds``: on SQLite, how long a write waits for the write lock before it is refused;
+        ``pool_wait_seconds``: how long any work waits for a pooled connection (both 503 from the API)."""
+        engine = make_engine(
+            database_url,
+            pool_size=pool_size,
+            write_wait_seconds=write_wait_seconds,
+            pool_wait_seconds=pool_wait_seconds,
+        )
         return cls(engine, write_wait_seconds=write_wait_seconds)
 
     @property
@@ -120,9 +207,22 @@ class Database:
             session.rollback()
             raise
         finally:
+            woken = session.info.pop(_WAKE, False)
             session.close()
             if writer is not None:
                 writer.release()
+        if woken:
+            self._committed_new_work()
+
+    def on_new_work(self, listener: Callable[[], None]) -> Callable[[], None]:
+        """Call ``listener`` (from the committing thread) after each commit that queued events or jobs; returns
+        a function that removes it. This is how a worker hears of work without polling: the one place."""
+        self._commit_listeners.append(listener)
+        return lambda: self._commit_listeners.remove(listener)
+
+    def _committed_new_work(self) -> None:
+        for listener in list(self._commit_listeners):
+            listener()
 
     def dispose(self) -> None:
         self.engine.dispose()

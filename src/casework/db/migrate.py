@@ -38,8 +38,7 @@ def current_revision(database: Database) -> str | None:
 
 def upgrade(database: Database, revision: str = "head") -> None:
     """Apply migrations up to ``revision`` in one transaction (DDL is transactional on both databases)."""
-    with database.session(write=True) as session, session.begin():
-        connection = session.connection()
+    with database.migration_connection() as connection:
         if database.dialect == "postgresql":
             connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK_ID})
         command.upgrade(alembic_config(connection), revision)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
@@ -41,5 +42,20 @@ class UTCDateTime(TypeDecorator[datetime]):
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 
 
-def utcnow() -> datetime:
+def _system_clock() -> datetime:
     return datetime.now(timezone.utc)
+
+
+_clock: Callable[[], datetime] = _system_clock
+
+
+def utcnow() -> datetime:
+    """The current time, as every service reads it: from the system clock, or from the clock a test set."""
+    return _clock()
+
+
+def set_clock(clock: Callable[[], datetime] | None) -> None:
+    """Make :func:`utcnow` read ``clock`` (None: the system clock again). For tests that move time on instead of
+    sleeping (SLA due times, sweeps); it must return timezone-aware UTC datetimes."""
+    global _clock
+    _clock = clock or _system_clock

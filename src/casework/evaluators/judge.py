@@ -11,46 +11,30 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import openai
 from openai import AsyncOpenAI
 
-from casework.evaluators.definitions import DEFAULT_MODEL, EvaluatorDefinition
-
-AMBIGUOUS = "ambiguous"
-
-
-@dataclass(frozen=True)
-class Interaction:
-    query: str
-    response: str
-    context: str | None = None
-
-
-@dataclass(frozen=True)
-class Verdict:
-    classification: str
-    confidence: float
-    explanation: str
-    model: str | None = None
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    latency_ms: float | None = None
-
-    def is_ambiguous(self, definition: EvaluatorDefinition) -> bool:
-        """Ambiguous: the judge said so, chose something that is not an option, or is not sure enough."""
-        return (
-            self.classification == AMBIGUOUS
-            or self.classification not in definition.options
-            or self.confidence < definition.ambiguity_threshold
-        )
+from casework.definitions import (
+    AMBIGUOUS,
+    DEFAULT_MODEL,
+    EvaluatorDefinition,
+    Interaction,
+    JudgeExchange,
+    Verdict,
+)
+from casework.text import clean_text
 
 
 class JudgeError(Exception):
-    """The judge gave no usable verdict (unreachable after retries, or replies that are not the JSON asked for)."""
+    """The judge gave no usable verdict (unreachable after retries, or replies that are not the JSON asked for).
+    ``exchange``: what it was sent, and its last raw reply if any, kept with the failed evaluation."""
+
+    def __init__(self, message: str, *, exchange: JudgeExchange | None = None) -> None:
+        super().__init__(message)
+        self.exchange = exchange
 
 
 def render(
@@ -135,7 +119,9 @@ class LLMJudge:
             {"role": "user", "content": human + answer_instruction(definition)},
         ]
         model = definition.model or self.default_model
+        sent = tuple((m["role"], m["content"]) for m in messages)
         problem = ""
+        reply = ""
         for _ in range(2):  # an unparseable reply is asked again once
             started = time.perf_counter()
             try:
@@ -154,7 +140,10 @@ class LLMJudge:
                     },
                 )
             except openai.APIError as exc:  # the client already retried timeouts, 429 and 5xx with backoff
-                raise JudgeError(f"The judge endpoint failed: {exc.__class__.__name__}: {exc}") from exc
+                raise JudgeError(
+                    f"The judge endpoint failed: {exc.__class__.__name__}: {exc}",
+                    exchange=JudgeExchange(messages=sent, answer=reply),
+                ) from exc
             latency_ms = (time.perf_counter() - started) * 1000
             try:
                 completion = http_response.json()
@@ -162,7 +151,9 @@ class LLMJudge:
                 content = choice["message"]["content"] or ""
             except (ValueError, KeyError, IndexError, TypeError) as exc:
                 problem = f"the reply is not a chat completion ({exc.__class__.__name__}: {exc})"
+                reply = http_response.text
                 continue
+            reply = content
             try:
                 parsed = _parse(content)
             except ValueError as exc:
@@ -181,9 +172,11 @@ class LLMJudge:
                 prompt_tokens=usage.get("prompt_tokens"),
                 completion_tokens=usage.get("completion_tokens"),
                 latency_ms=round(latency_ms, 1),
+                exchange=JudgeExchange(messages=sent, answer=content),
             )
         raise JudgeError(
-            f"The judge replied twice with something other than the JSON verdict asked for: {problem}"
+            f"The judge replied twice with something other than the JSON verdict asked for: {problem}",
+            exchange=JudgeExchange(messages=sent, answer=reply),
         )
 
 
@@ -201,7 +194,10 @@ def _parse(content: str) -> tuple[str, float, str]:
     if isinstance(confidence, bool) or not isinstance(confidence, int | float) or not 0 <= confidence <= 1:
         raise ValueError("confidence is not a number in [0, 1]")
     explanation = data.get("explanation")
-    return classification.strip(), float(confidence), explanation if isinstance(explanation, str) else ""
+    # A model's text is outside text: storable on either database (casework.text); a label longer than any
+    # option (200 characters) is no option, so it is cut to fit its column and judged ambiguous.
+    label = clean_text(classification.strip())[:200]
+    return label, float(confidence), clean_text(explanation) if isinstance(explanation, str) else ""
 
 
 def _label_probability(choice: dict[str, Any], content: str, classification: str) -> float | None:

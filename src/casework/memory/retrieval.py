@@ -1,23 +1,48 @@
-"""Retrieve the controls relevant to an interaction, and render them as the {memories} text."""
+"""Retrieve the controls relevant to an interaction, and render them as the {memories} text.
+
+Retrieval is exact wherever it can be: it looks up the interaction's words in the postings of the
+evaluator's active controls, rarest first (by memory's own word statistics, ``memory_terms``, exact for the
+current memory), scores every control found with casework.memory.similarity, and stops as soon as no control
+it has not found could score above the k-th best it has (or above the minimum score). So the controls it
+returns are the ones scoring every control would return, and for a given memory they are the same in every
+process. Only when the words left to look up are held by more controls than the candidate budget does it stop
+short; the result then says ``exact: false``.
+"""
 
 from __future__ import annotations
 
 import textwrap
-from dataclasses import dataclass
+from collections import OrderedDict
+from collections.abc import Collection, Hashable
+from dataclasses import dataclass, field
+from datetime import datetime
+from threading import Lock
+from typing import Generic, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from casework.db.dialect import insert_ignoring_conflict
-from casework.db.models import Control, ControlEmbedding
-from casework.db.search import TermFrequencies, candidate_control_ids
+from casework.db.models import Control, ControlEmbedding, MemoryTerm
+from casework.db.search import control_versions_with_words
 from casework.db.types import utcnow
-from casework.memory.similarity import content_words, control_similarity
+from casework.memory.similarity import ControlWords, Words, bound_unseen, scorer
 
 DEFAULT_K = 5
-DEFAULT_MIN_SCORE = 0.15
-CANDIDATES = 20
+DEFAULT_MIN_SCORE = 0.1
+DEFAULT_CANDIDATES = 2000
 NO_MEMORIES = "No prior expert reviews."
+# Words looked up per query: a few at a time, rarest first, re-checking the bound in between.
+WORDS_PER_LOOKUP = 4
+
+
+@dataclass(frozen=True)
+class MemorySettings:
+    """How many controls, how close, and how much searching: per evaluator (its memory_* fields)."""
+
+    k: int = DEFAULT_K
+    min_score: float = DEFAULT_MIN_SCORE
+    candidates: int = DEFAULT_CANDIDATES
 
 
 @dataclass(frozen=True)
@@ -26,52 +51,161 @@ class Memory:
     score: float
 
 
-@dataclass(frozen=True)
-class Candidate:
-    """A control full-text search found, with its word-overlap score and the text an embedding is made of."""
+@dataclass
+class Retrieved:
+    """The best ``k`` controls (at least ``min_score``), and every control that was scored on the way."""
 
-    control_id: str
-    word_score: float
-    text: str
+    ranked: list[tuple[str, float]]
+    scores: dict[str, float] = field(default_factory=dict)
+    texts: dict[str, str] = field(default_factory=dict)  # only when asked for (retrieve_scored's ``texts``)
+    exact: bool = True
+    postings: int = 0
 
 
-def word_candidates(
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class WordsCache(Generic[K, V]):
+    """Recently compared texts' words, by a key that changes when the text does (a control's id and version, a
+    review's id: its interaction never changes): tokenising a text costs more than comparing it."""
+
+    def __init__(self, size: int = 20_000) -> None:
+        self.size = size
+        self._entries: OrderedDict[K, V] = OrderedDict()
+        self._lock = Lock()
+
+    def get(self, key: K) -> V | None:
+        with self._lock:
+            found = self._entries.get(key)
+            if found is not None:
+                self._entries.move_to_end(key)
+            return found
+
+    def put(self, key: K, words: V) -> None:
+        with self._lock:
+            self._entries[key] = words
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+
+
+WORDS: WordsCache[tuple[str, int], ControlWords] = WordsCache()
+
+
+def term_counts(
+    session: Session, *, project_id: str, evaluator_type: str, terms: Collection[str]
+) -> dict[str, int]:
+    if not terms:
+        return {}
+    rows = session.execute(
+        select(MemoryTerm.term, MemoryTerm.df).where(
+            MemoryTerm.project_id == project_id,
+            MemoryTerm.evaluator_type == evaluator_type,
+            MemoryTerm.term.in_(sorted(terms)),
+        )
+    )
+    return {term: df for term, df in rows}
+
+
+def retrieve_scored(
     session: Session,
     *,
     project_id: str,
     evaluator_type: str,
     query: str,
     response: str,
-    frequencies: TermFrequencies | None = None,
-) -> list[Candidate]:
-    """Active controls of this project and evaluator sharing rare words with the interaction, scored by word
-    overlap, unfiltered."""
-    interaction = content_words(f"{query} {response}")
-    ids = candidate_control_ids(
-        session,
-        project_id=project_id,
-        evaluator_type=evaluator_type,
-        terms=sorted(interaction),
-        limit=CANDIDATES,
-        frequencies=frequencies,
-    )
+    settings: MemorySettings = MemorySettings(),
+    before: datetime | None = None,
+    exclude: Collection[str] = (),
+    texts: bool = False,
+) -> Retrieved:
+    """The ``settings.k`` best active controls of this project and evaluator for the interaction (created
+    before ``before`` and not in ``exclude``, when given: how a past decision is replayed). ``texts``: keep
+    every scored control's text too (for embedding them); otherwise a control's text is read only when its
+    words are not cached."""
+    words = Words.of(query, response)
+    counts = term_counts(session, project_id=project_id, evaluator_type=evaluator_type, terms=words.all)
+    # Words no active control holds cannot find one: they count as looked up already.
+    searched = frozenset(term for term in words.all if not counts.get(term))
+    to_search = sorted(searched ^ words.all, key=lambda term: (counts[term], term))
+    found = Retrieved(ranked=[])
+    excluded = set(exclude)
+    position = 0
+    while True:
+        bound = bound_unseen(words, searched)
+        best = sorted(found.scores.values(), reverse=True)
+        if bound < settings.min_score or (len(best) >= settings.k and best[settings.k - 1] > bound):
+            break
+        if position == len(to_search):
+            break
+        batch: list[str] = []
+        while position < len(to_search) and len(batch) < WORDS_PER_LOOKUP:
+            term = to_search[position]
+            if found.postings and found.postings + counts[term] > settings.candidates:
+                break
+            batch.append(term)
+            found.postings += counts[term]
+            position += 1
+        if not batch:
+            found.exact = False  # the words left are in more controls than the budget allows
+            break
+        versions = control_versions_with_words(
+            session, project_id=project_id, evaluator_type=evaluator_type, words=batch, before=before
+        )
+        new = [(i, v) for i, v in versions if i not in found.scores and i not in excluded]
+        if texts:
+            _score_with_texts(session, words, [i for i, _ in new], found)
+        else:
+            _score(session, words, new, found)
+        searched = searched | frozenset(batch)
+    kept = [(cid, score) for cid, score in found.scores.items() if score >= settings.min_score]
+    kept.sort(key=lambda pair: (-pair[1], pair[0]))
+    found.ranked = kept[: settings.k]
+    return found
+
+
+def _score(session: Session, words: Words, versions: list[tuple[str, int]], found: Retrieved) -> None:
+    """Score the controls (id, version) by their cached words, reading the text of those not cached only."""
+    cached: list[tuple[str, ControlWords]] = []
+    missing: list[str] = []
+    for control_id, version in versions:
+        control_words = WORDS.get((control_id, version))
+        if control_words is None:
+            missing.append(control_id)
+        else:
+            cached.append((control_id, control_words))
+    if missing:
+        rows = session.execute(
+            select(
+                Control.id, Control.version, Control.query, Control.response, Control.reasoning, Control.tags
+            ).where(Control.id.in_(missing))
+        )
+        for control_id, version, query, response, reasoning, tags in rows:
+            control_words = ControlWords.of(query, response, reasoning, list(tags))
+            WORDS.put((control_id, version), control_words)
+            cached.append((control_id, control_words))
+    score = scorer(words)
+    for control_id, control_words in cached:
+        found.scores[control_id] = round(score(control_words), 4)
+
+
+def _score_with_texts(session: Session, words: Words, ids: list[str], found: Retrieved) -> None:
     if not ids:
-        return []
+        return
     rows = session.execute(
-        select(Control.id, Control.query, Control.response, Control.reasoning, Control.tags).where(
-            Control.id.in_(ids)
-        )
+        select(
+            Control.id, Control.version, Control.query, Control.response, Control.reasoning, Control.tags
+        ).where(Control.id.in_(ids))
     )
-    candidates = []
-    for control_id, control_query, control_response, reasoning, tags in rows:
-        score = control_similarity(
-            interaction,
-            control_interaction=content_words(f"{control_query or ''} {control_response or ''}"),
-            control_notes=content_words(f"{reasoning} {' '.join(tags)}"),
-        )
-        text = "\n".join(part for part in (control_query, control_response, reasoning) if part)
-        candidates.append(Candidate(control_id=control_id, word_score=round(score, 4), text=text))
-    return candidates
+    score = scorer(words)
+    for control_id, version, query, response, reasoning, tags in rows:
+        key = (control_id, version)
+        control_words = WORDS.get(key)
+        if control_words is None:
+            control_words = ControlWords.of(query, response, reasoning, list(tags))
+            WORDS.put(key, control_words)
+        found.scores[control_id] = round(score(control_words), 4)
+        found.texts[control_id] = "\n".join(part for part in (query, response, reasoning) if part)
 
 
 def best(scores: dict[str, float], *, k: int, min_score: float) -> list[tuple[str, float]]:
@@ -97,23 +231,23 @@ def retrieve(
     evaluator_type: str,
     query: str,
     response: str,
-    k: int = DEFAULT_K,
-    min_score: float = DEFAULT_MIN_SCORE,
-    frequencies: TermFrequencies | None = None,
+    settings: MemorySettings = MemorySettings(),
+    before: datetime | None = None,
+    exclude: Collection[str] = (),
 ) -> list[Memory]:
-    """The ``k`` active controls of this project and evaluator most similar to the interaction by words, best
-    first, each scoring at least ``min_score``. (With embeddings configured, the runner re-scores these
-    candidates: casework.evaluators.runner.EvaluationRunner.memories.)"""
-    candidates = word_candidates(
+    """The best controls by words, best first. (With embeddings configured, the runner re-scores the
+    candidates: casework.worker.runner.EvaluationRunner.remember.)"""
+    found = retrieve_scored(
         session,
         project_id=project_id,
         evaluator_type=evaluator_type,
         query=query,
         response=response,
-        frequencies=frequencies,
+        settings=settings,
+        before=before,
+        exclude=exclude,
     )
-    ranked = best({c.control_id: c.word_score for c in candidates}, k=k, min_score=min_score)
-    return load_memories(session, ranked=ranked) if ranked else []
+    return load_memories(session, ranked=found.ranked) if found.ranked else []
 
 
 def cached_embeddings(session: Session, *, control_ids: list[str], model: str) -> dict[str, list[float]]:

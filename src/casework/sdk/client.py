@@ -146,6 +146,41 @@ class _Requests:
     def job_counts(project_id: str, run_id: str | None) -> Call:
         return "GET", "/api/v1/jobs/counts", {"params": _params(project_id=project_id, run_id=run_id)}
 
+    @staticmethod
+    def projects() -> Call:
+        return "GET", "/api/v1/projects", {}
+
+    @staticmethod
+    def golden_sets(project_id: str) -> Call:
+        return "GET", "/api/v1/golden-sets", {"params": {"project_id": project_id}}
+
+    @staticmethod
+    def create_golden_set(project_id: str, name: str, fields: Json) -> Call:
+        return "POST", "/api/v1/golden-sets", {"json": {"project_id": project_id, "name": name, **fields}}
+
+    @staticmethod
+    def add_golden_version(golden_set_id: str, fields: Json) -> Call:
+        return "POST", f"/api/v1/golden-sets/{golden_set_id}/versions", {"json": fields}
+
+    @staticmethod
+    def start_golden_run(
+        golden_set_id: str,
+        evaluators: Sequence[str | Json],
+        memory: bool,
+        version: int | None,
+        prices: Json | None = None,
+    ) -> Call:
+        body: Json = {"evaluators": list(evaluators), "memory": memory}
+        if version is not None:
+            body["version"] = version
+        if prices:
+            body["prices"] = prices
+        return "POST", f"/api/v1/golden-sets/{golden_set_id}/runs", {"json": body}
+
+    @staticmethod
+    def golden_run(golden_set_id: str, run_id: str) -> Call:
+        return "GET", f"/api/v1/golden-sets/{golden_set_id}/runs/{run_id}", {}
+
 
 def _names(evaluators: Sequence[str | CustomEvaluator]) -> tuple[list[str], list[CustomEvaluator]]:
     """Evaluator names, and the custom ones among them (to register first)."""
@@ -352,6 +387,43 @@ class Client:
         """``{"queued", "running", "done", "failed"}``: evaluation jobs of a project (or run)."""
         return cast(Json, self._call(_Requests.job_counts(project_id, run_id)))
 
+    # --- golden sets ---------------------------------------------------------------------------------------
+
+    def projects(self) -> list[Json]:
+        return cast(list[Json], self._call(_Requests.projects())["projects"])
+
+    def golden_sets(self, project_id: str) -> list[Json]:
+        return cast(list[Json], self._call(_Requests.golden_sets(project_id))["golden_sets"])
+
+    def create_golden_set(self, project_id: str, name: str, **fields: Any) -> Json:
+        """A new golden set: ``items=[{"query", "response", "expected", ...}]`` and/or ``from_reviews={...}``,
+        ``thresholds={"kappa": {">=": 0.6}}``."""
+        return cast(Json, self._call(_Requests.create_golden_set(project_id, name, fields)))
+
+    def add_golden_version(self, golden_set_id: str, **fields: Any) -> Json:
+        """The set's next version: ``items``, ``from_reviews``, ``mode`` ("add" or "replace")."""
+        return cast(Json, self._call(_Requests.add_golden_version(golden_set_id, fields)))
+
+    def start_golden_run(
+        self,
+        golden_set_id: str,
+        evaluators: Sequence[str | Json],
+        *,
+        memory: bool = True,
+        version: int | None = None,
+        prices: Json | None = None,
+    ) -> Json:
+        """Queue a regression run; poll :meth:`golden_run`. ``evaluators``: names or "name:version", or
+        ``{"name": ..., "model": "other-model"}``, or a draft ``{"definition": {...}}`` (not saved); ``prices``:
+        ``{"model": {"prompt": 0.15, "completion": 0.6}}`` in dollars per million tokens, for the cost."""
+        return cast(
+            Json,
+            self._call(_Requests.start_golden_run(golden_set_id, evaluators, memory, version, prices)),
+        )
+
+    def golden_run(self, golden_set_id: str, run_id: str) -> Json:
+        return cast(Json, self._call(_Requests.golden_run(golden_set_id, run_id)))
+
 
 class AsyncClient:
     """:class:`Client`, for asyncio code: the same methods, awaited (the ``iter_*`` ones are async iterators)."""
@@ -510,6 +582,35 @@ class AsyncClient:
 
     async def job_counts(self, project_id: str, *, run_id: str | None = None) -> Json:
         return cast(Json, await self._call(_Requests.job_counts(project_id, run_id)))
+
+    async def projects(self) -> list[Json]:
+        return cast(list[Json], (await self._call(_Requests.projects()))["projects"])
+
+    async def golden_sets(self, project_id: str) -> list[Json]:
+        return cast(list[Json], (await self._call(_Requests.golden_sets(project_id)))["golden_sets"])
+
+    async def create_golden_set(self, project_id: str, name: str, **fields: Any) -> Json:
+        return cast(Json, await self._call(_Requests.create_golden_set(project_id, name, fields)))
+
+    async def add_golden_version(self, golden_set_id: str, **fields: Any) -> Json:
+        return cast(Json, await self._call(_Requests.add_golden_version(golden_set_id, fields)))
+
+    async def start_golden_run(
+        self,
+        golden_set_id: str,
+        evaluators: Sequence[str | Json],
+        *,
+        memory: bool = True,
+        version: int | None = None,
+        prices: Json | None = None,
+    ) -> Json:
+        return cast(
+            Json,
+            await self._call(_Requests.start_golden_run(golden_set_id, evaluators, memory, version, prices)),
+        )
+
+    async def golden_run(self, golden_set_id: str, run_id: str) -> Json:
+        return cast(Json, await self._call(_Requests.golden_run(golden_set_id, run_id)))
 
 
 def _params(**values: Any) -> dict[str, Any]:

@@ -6,7 +6,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from casework.evaluators.definitions import BUILTINS, DEFAULT_THRESHOLD, EvaluatorDefinition, validate
+from casework.definitions import (
+    BUILTINS,
+    DEFAULT_PRECISION_TARGET,
+    DEFAULT_THRESHOLD,
+    EvaluatorDefinition,
+    validate,
+)
 
 
 @dataclass(frozen=True)
@@ -31,8 +37,14 @@ class CustomEvaluator:
             "reeval_system_prompt": d.reeval_system_prompt,
             "reeval_human_prompt": d.reeval_human_prompt,
             "model": d.model,
-            "ambiguity_threshold": d.ambiguity_threshold,
+            "ambiguity_threshold": "auto" if d.ambiguity_mode == "auto" else d.ambiguity_threshold,
+            "target_agreement": d.target_agreement,
             "reeval": d.reeval,
+            "memory_mode": d.memory_mode,
+            "memory_precision_target": d.memory_precision_target,
+            "spot_check_rate": d.spot_check_rate,
+            "reviewers_required": d.reviewers_required,
+            "ordered": d.ordered,
         }
 
 
@@ -51,8 +63,14 @@ class Evaluators:
         reeval_system_prompt: str,
         reeval_human_prompt: str,
         model: str | None = None,
-        ambiguity_threshold: float = DEFAULT_THRESHOLD,
+        ambiguity_threshold: float | Literal["auto"] = DEFAULT_THRESHOLD,
+        target_agreement: float | None = None,
         reeval: Literal["ambiguous", "always", "never"] = "ambiguous",
+        memory_mode: Literal["resolve", "suggest"] = "resolve",
+        memory_precision_target: float = DEFAULT_PRECISION_TARGET,
+        spot_check_rate: float | None = None,
+        reviewers_required: int = 1,
+        ordered: bool = False,
     ) -> CustomEvaluator:
         """A judge with your options and four prompts.
 
@@ -66,6 +84,11 @@ class Evaluators:
                 reeval_system_prompt="... Options: {evaluation_options}",
                 reeval_human_prompt="... Context from prior expert reviews:\\n{memories}",
             )
+
+        The trust settings are the REST API's: ``ambiguity_threshold="auto"`` with ``target_agreement``,
+        ``memory_mode`` ("suggest": memory never decides alone) and ``memory_precision_target``,
+        ``spot_check_rate``, ``reviewers_required`` (independent decisions per review) and ``ordered`` (the
+        options are a scale, lowest first: agreement is ordinal).
         """
         definition = EvaluatorDefinition(
             name=name,
@@ -75,8 +98,15 @@ class Evaluators:
             reeval_system_prompt=reeval_system_prompt,
             reeval_human_prompt=reeval_human_prompt,
             model=model,
-            ambiguity_threshold=ambiguity_threshold,
+            ambiguity_threshold=DEFAULT_THRESHOLD if ambiguity_threshold == "auto" else ambiguity_threshold,
+            ambiguity_mode="auto" if ambiguity_threshold == "auto" else "fixed",
+            target_agreement=target_agreement,
             reeval=reeval,
+            memory_mode=memory_mode,
+            memory_precision_target=memory_precision_target,
+            spot_check_rate=spot_check_rate,
+            reviewers_required=reviewers_required,
+            ordered=ordered,
         )
         validate(definition)
         return CustomEvaluator(definition)

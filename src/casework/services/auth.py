@@ -40,6 +40,12 @@ class Principal:
         """How this caller appears in audit records."""
         return f"{self.label} ({self.key_id})"
 
+    def require_admin(self) -> None:
+        if self.role is not Role.admin:
+            raise PermissionDenied(
+                "Only an admin key may do this.", details={"role": self.role.value, "required": "admin"}
+            )
+
     def require_write(self) -> None:
         if self.role is Role.viewer:
             raise PermissionDenied(

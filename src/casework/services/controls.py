@@ -7,17 +7,27 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from casework.db.dialect import json_array_contains
-from casework.db.models import Control, ControlVersion
+from casework.db.models import (
+    Control,
+    ControlVersion,
+    Decision,
+    DecisionControl,
+    Evaluation,
+    EvaluationControl,
+    Review,
+)
 from casework.db.types import utcnow
 from casework.errors import ControlNotFound, ValidationFailed
+from casework.events import EventType
 from casework.ids import new_id
-from casework.services import audit
+from casework.memory import index as memory_index
+from casework.services import events
 from casework.services.auth import Principal
-from casework.services.pagination import decode_cursor, encode_cursor
+from casework.services.pagination import decode_cursor, encode_cursor, to_json_time
 from casework.services.projects import get_project, project_in_workspace
 
 CONTROL_STATUSES = ("active", "retired", "superseded")
@@ -32,6 +42,29 @@ def snapshot(control: Control) -> dict[str, Any]:
         "tags": list(control.tags),
         "status": control.status,
         "version": control.version,
+    }
+
+
+def control_record(control: Control) -> dict[str, Any]:
+    """A control as the API and events show it."""
+    return {
+        "id": control.id,
+        "project_id": control.project_id,
+        "evaluator_type": control.evaluator_type,
+        "classification": control.classification,
+        "reasoning": control.reasoning,
+        "tags": list(control.tags),
+        "reviewer": control.reviewer,
+        "status": control.status,
+        "version": control.version,
+        "review_id": control.review_id,
+        "query": control.query,
+        "response": control.response,
+        "context": control.context,
+        "created_at": to_json_time(control.created_at),
+        "created_by": control.created_by,
+        "updated_at": to_json_time(control.updated_at),
+        "attention": list(control.attention or []),
     }
 
 
@@ -53,6 +86,7 @@ def _add_version(session: Session, control: Control, *, actor: str) -> None:
 def create_control(
     session: Session,
     *,
+    workspace_id: str,
     project_id: str,
     evaluator_type: str,
     classification: str,
@@ -83,17 +117,20 @@ def create_control(
         created_at=now,
         created_by=actor,
         updated_at=now,
+        attention=[],
     )
     session.add(control)
+    memory_index.follow(session, control, was_active=False, old_terms=frozenset())
     _add_version(session, control, actor=actor)
-    audit.record(
+    events.emit(
         session,
+        EventType.control_created,
+        workspace_id=workspace_id,
         project_id=project_id,
         actor=actor,
-        action="control.created",
         object_type="control",
         object_id=control.id,
-        after={**snapshot(control), "review_id": review_id, "reviewer": reviewer},
+        data=control_record(control),
     )
     return control
 
@@ -117,6 +154,7 @@ def author_control(
     get_project(session, workspace_id=principal.workspace_id, project_id=project_id)
     return create_control(
         session,
+        workspace_id=principal.workspace_id,
         project_id=project_id,
         evaluator_type=evaluator_type,
         classification=classification,
@@ -146,7 +184,10 @@ def _visible(session: Session, principal: Principal, control: Control | None, co
 
 def _get_for_update(session: Session, *, principal: Principal, control_id: str) -> Control:
     control = session.execute(
-        select(Control).where(Control.id == control_id).with_for_update()
+        select(Control)
+        .where(Control.id == control_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
     ).scalar_one_or_none()
     return _visible(session, principal, control, control_id)
 
@@ -170,22 +211,90 @@ def update_control(
     effective = {k: v for k, v in changes.items() if before[k] != v}
     if not effective:
         return control
+    was_active, old_terms = control.status == "active", memory_index.terms_of(control)
     for name, value in effective.items():
         setattr(control, name, list(value) if name == "tags" else value)
+    if {"classification", "reasoning"} & set(effective):
+        control.attention = []  # a person has acted on it
+    memory_index.follow(session, control, was_active=was_active, old_terms=old_terms)
     control.version += 1
     control.updated_at = utcnow()
     _add_version(session, control, actor=principal.identity)
-    action = "control.retired" if effective.get("status") == "retired" else "control.updated"
-    audit.record(
+    retired = effective.get("status") == "retired"
+    events.emit(
         session,
+        EventType.control_retired if retired else EventType.control_updated,
+        workspace_id=principal.workspace_id,
         project_id=control.project_id,
         actor=principal.identity,
-        action=action,
         object_type="control",
         object_id=control.id,
+        data=control_record(control),
         before=before,
-        after=snapshot(control),
     )
+    return control
+
+
+def flag_for_attention(session: Session, *, control_ids: list[str], note: dict[str, Any]) -> None:
+    """Mark controls that drove a decision a person overturned: the control page shows them as a conflict."""
+    for control in session.execute(
+        select(Control)
+        .where(Control.id.in_(control_ids))
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalars():
+        control.attention = [*list(control.attention or []), note][-20:]
+
+
+@dataclass
+class ControlUsage:
+    """What a control did: the reviews memory resolved with it (still standing), and the evaluations that saw
+    it in {memories} or voted with it."""
+
+    resolved_reviews: int
+    reviews: list[Review]
+    evaluations_informed: int
+    evaluations_decided: int
+
+
+def control_usage(
+    session: Session, *, principal: Principal, control_id: str, limit: int = 50
+) -> ControlUsage:
+    control = get_control(session, principal=principal, control_id=control_id)
+    standing = (
+        select(Decision.review_id)
+        .join(DecisionControl, DecisionControl.decision_id == Decision.id)
+        .where(
+            DecisionControl.control_id == control.id, Decision.by == "memory", Decision.status == "current"
+        )
+    )
+    count = session.execute(select(func.count()).select_from(standing.subquery())).scalar_one()
+    reviews = list(
+        session.execute(
+            select(Review).where(Review.id.in_(standing)).order_by(Review.resolved_at.desc()).limit(limit)
+        ).scalars()
+    )
+    informed = session.execute(
+        select(func.count()).where(EvaluationControl.control_id == control.id)
+    ).scalar_one()
+    decided = session.execute(
+        select(func.count())
+        .select_from(EvaluationControl)
+        .join(Evaluation, Evaluation.id == EvaluationControl.evaluation_id)
+        .where(
+            EvaluationControl.control_id == control.id,
+            Evaluation.ambiguous.is_(False),
+            Evaluation.superseded_at.is_(None),
+        )
+    ).scalar_one()
+    return ControlUsage(int(count), reviews, int(informed), int(decided))
+
+
+def clear_attention(session: Session, *, principal: Principal, control_id: str) -> Control:
+    """A person has looked at the control's conflicts."""
+    principal.require_write()
+    control = _get_for_update(session, principal=principal, control_id=control_id)
+    control.attention = []
     return control
 
 

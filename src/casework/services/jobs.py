@@ -1,4 +1,4 @@
-"""The durable job queue: evaluation jobs (one per interaction and evaluator) and memory passes.
+"""The durable job queue: every kind of background work (casework.worker.kinds says what each kind does).
 
 Workers claim jobs with a lease: ``SELECT ... FOR UPDATE SKIP LOCKED`` on PostgreSQL, so many workers on many
 machines share one queue without waiting on each other; on SQLite the same statement runs inside the one
@@ -13,16 +13,18 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
+from casework.db.dialect import insert_ignoring_conflict
+from casework.db.engine import mark_for_wake
 from casework.db.models import Job, Project, Span
 from casework.db.types import utcnow
+from casework.definitions import Interaction
 from casework.errors import JobNotFound
-from casework.evaluators.judge import Interaction
 from casework.ids import new_id
 from casework.services.auth import Principal
 from casework.services.pagination import newest_first
@@ -30,7 +32,6 @@ from casework.services.projects import get_project
 from casework.tracing.openinference import interaction_of
 
 STATUSES = ("queued", "running", "done", "failed")
-MAX_BACKOFF_SECONDS = 300
 
 
 @dataclass(frozen=True)
@@ -39,8 +40,8 @@ class ClaimedJob:
     token: str
     kind: str
     attempts: int
-    project_id: str
-    workspace_id: str
+    project_id: str | None
+    workspace_id: str | None
     run_id: str | None
     evaluator_type: str | None
     payload: dict[str, Any]
@@ -50,42 +51,110 @@ class ClaimedJob:
     span_id: str | None = None
 
 
-def queue_memory_pass(session: Session, *, project_id: str, control_id: str) -> Job:
-    """A pass of a new control over the pending reviews it may settle; queued with the control, so it runs
-    even if the process that accepted the feedback stops."""
-    job = Job(
-        id=new_id("job"),
-        kind="memory_pass",
-        project_id=project_id,
-        payload={"control_ids": [control_id]},
-        status="queued",
-        attempts=0,
-        available_at=utcnow(),
+def queue_job(
+    session: Session,
+    *,
+    kind: str,
+    project_id: str | None = None,
+    payload: dict[str, Any] | None = None,
+    dedupe_key: str | None = None,
+    available_at: datetime | None = None,
+) -> bool:
+    """Queue a job in the caller's transaction; False when ``dedupe_key`` names one that already exists."""
+    values = {
+        "id": new_id("job"),
+        "kind": kind,
+        "project_id": project_id,
+        "payload": payload or {},
+        "status": "queued",
+        "attempts": 0,
+        "available_at": available_at or utcnow(),
+        "dedupe_key": dedupe_key,
+        "created_at": utcnow(),
+    }
+    if dedupe_key is None:
+        session.add(Job(**values))
+        queued = True
+    else:
+        queued = insert_ignoring_conflict(session, Job, values, conflict_columns=["dedupe_key"])
+    if queued:
+        mark_for_wake(session)
+    return queued
+
+
+def queue_jobs(session: Session, *, kind: str, items: Sequence[tuple[str | None, dict[str, Any]]]) -> None:
+    """Queue many jobs of one kind in the caller's transaction, in one statement: ``items`` are (project id,
+    payload) pairs. No dedupe keys: for work the caller made sure is new (the deliveries it just created)."""
+    if not items:
+        return
+    now = utcnow()
+    session.execute(
+        insert(Job),
+        [
+            {
+                "id": new_id("job"),
+                "kind": kind,
+                "project_id": project_id,
+                "payload": payload,
+                "status": "queued",
+                "attempts": 0,
+                "available_at": now,
+                "dedupe_key": None,
+                "created_at": now,
+            }
+            for project_id, payload in items
+        ],
     )
-    session.add(job)
-    return job
+    mark_for_wake(session)
 
 
-def any_due(session: Session) -> bool:
-    """Whether any job is due: a read, so an idle worker does not take the write lock at every poll."""
-    due = select(Job.id).where(Job.status.in_(("queued", "running")), Job.available_at <= utcnow()).limit(1)
-    return session.execute(due).first() is not None
+def queue_tick(session: Session, *, kind: str, tick: float) -> bool:
+    """The job of one tick of a scheduled kind (``tick``: its start, in seconds since the epoch): queued once,
+    whichever worker asks first."""
+    return queue_job(
+        session,
+        kind=kind,
+        payload={"tick": tick},
+        dedupe_key=f"tick:{kind}:{int(tick)}",
+        available_at=datetime.fromtimestamp(tick, timezone.utc),
+    )
+
+
+def due_kinds(session: Session) -> set[str]:
+    """The kinds of job that are due: a read, so an idle worker does not take the write lock at every poll."""
+    due = (
+        select(Job.kind)
+        .where(Job.status.in_(("queued", "running")), Job.available_at <= utcnow())
+        .group_by(Job.kind)
+    )
+    return set(session.execute(due).scalars())
 
 
 def claim_jobs(
-    session: Session, *, worker: str, limit: int, lease_seconds: float, max_attempts: int
+    session: Session,
+    *,
+    worker: str,
+    kinds: Sequence[str],
+    limit: int,
+    lease_seconds: float,
+    max_attempts: dict[str, int],
 ) -> list[ClaimedJob]:
-    """Up to ``limit`` jobs that are due, leased to ``worker`` for ``lease_seconds``."""
+    """Up to ``limit`` jobs of ``kinds`` that are due, leased to ``worker`` for ``lease_seconds``.
+    ``max_attempts`` gives each kind's limit."""
     now = utcnow()
     candidates = session.execute(
-        select(Job.id, Job.status, Job.attempts)
-        .where(Job.status.in_(("queued", "running")), Job.available_at <= now)
+        select(Job.id, Job.kind, Job.status, Job.attempts)
+        .where(Job.status.in_(("queued", "running")), Job.available_at <= now, Job.kind.in_(list(kinds)))
         .order_by(Job.available_at)
         .limit(limit)
         .with_for_update(skip_locked=True)
     ).all()
     # A job whose lease ran out max_attempts times is a job that kills its workers: stop handing it out.
-    lost = [row.id for row in candidates if row.status == "running" and row.attempts >= max_attempts]
+    lost = [
+        row.id
+        for row in candidates
+        if row.status == "running" and row.attempts >= max_attempts.get(row.kind, 1)
+    ]
     if lost:
         session.execute(
             update(Job)
@@ -94,7 +163,7 @@ def claim_jobs(
                 status="failed",
                 finished_at=now,
                 lease_token=None,
-                last_error=f"its worker stopped before finishing, {max_attempts} times (lease expired)",
+                last_error="its worker stopped before finishing, every attempt (lease expired)",
             )
         )
     ids = [row.id for row in candidates if row.id not in set(lost)]
@@ -114,7 +183,7 @@ def claim_jobs(
     )
     rows = session.execute(
         select(Job, Project.workspace_id, Span)
-        .join(Project, Project.id == Job.project_id)
+        .outerjoin(Project, Project.id == Job.project_id)
         .outerjoin(Span, Span.id == Job.span_id)
         .where(Job.id.in_(ids))
         .order_by(Job.available_at, Job.id)
@@ -158,7 +227,9 @@ def extend_leases(session: Session, *, jobs: Sequence[tuple[str, str]], lease_se
 
 def held(session: Session, job_id: str, token: str) -> Job | None:
     """The job, locked, if this claim still holds it; None if its lease was lost (another worker has it)."""
-    job = session.execute(select(Job).where(Job.id == job_id).with_for_update()).scalar_one_or_none()
+    job = session.execute(
+        select(Job).where(Job.id == job_id).with_for_update().execution_options(populate_existing=True)
+    ).scalar_one_or_none()
     if job is None or job.status != "running" or job.lease_token != token:
         return None
     return job
@@ -174,18 +245,16 @@ def finish_job(session: Session, *, claimed: ClaimedJob) -> bool:
     return True
 
 
-def fail_job(
-    session: Session, *, claimed: ClaimedJob, error: str, max_attempts: int, retryable: bool = True
-) -> str | None:
-    """Retry later with exponential backoff, or park the job as ``failed`` with its last error."""
+def fail_job(session: Session, *, claimed: ClaimedJob, error: str, retry_after: float | None) -> str | None:
+    """Retry after ``retry_after`` seconds, or (None) park the job as ``failed`` with its last error."""
     job = held(session, claimed.id, claimed.token)
     if job is None:
         return None
     job.last_error = error[:4000]
     job.lease_token = None
-    if retryable and job.attempts < max_attempts:
+    if retry_after is not None:
         job.status = "queued"
-        job.available_at = utcnow() + timedelta(seconds=min(2**job.attempts, MAX_BACKOFF_SECONDS))
+        job.available_at = utcnow() + timedelta(seconds=retry_after)
     else:
         job.status = "failed"
         job.finished_at = utcnow()

@@ -1,116 +1,184 @@
-"""After new controls: which pending reviews they may settle, and settling them by memory."""
+"""The memory pass: which pending reviews memory should look at again (after a new control, or when a review
+was re-opened). Deciding them is the runner's (casework.worker.runner), and resolving them the review service's.
+
+A review whose evaluator_type is not a registered evaluator is looked at too, by precedent, with its own options:
+memory must never skip a review silently.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from casework.db.models import Control, Evaluator, Review
-from casework.db.types import utcnow
-from casework.evaluators.judge import Verdict
-from casework.memory.retrieval import DEFAULT_MIN_SCORE
-from casework.memory.similarity import content_words, control_similarity
-from casework.services import audit, review_counts
-from casework.services.evaluators import latest
+from casework.definitions import EvaluatorDefinition, precedent
+from casework.memory.retrieval import WordsCache
+from casework.memory.similarity import ControlWords, Words, similarity
+from casework.services.evaluators import definition_of, latest
 
-MEMORY_REVIEWER = "casework-memory"
+
+@dataclass(frozen=True)
+class Target:
+    id: str
+    query: str
+    response: str
+    context: str | None
+    options: tuple[str, ...]
+    # Memory's best controls for it once the new ones are counted, from the ones it had (its suggestion's
+    # votes): no need to search memory again. None: search (memory has not looked at it yet).
+    votes: tuple[tuple[str, float], ...] | None = None
 
 
 @dataclass
 class PassPlan:
-    """The evaluator, and the pending reviews most similar to the new controls."""
+    """One evaluator's pending reviews to look at, and how memory decides for that evaluator."""
 
-    evaluator: Evaluator
-    reviews: list[Review]
-    control_ids: list[str]
+    project_id: str
+    evaluator_type: str
+    definition: EvaluatorDefinition
+    evaluator: Evaluator | None
+    reviews: list[Target] = field(default_factory=list)
 
 
-def plan_pass(
-    session: Session, *, control_ids: Sequence[str], limit: int = 50, scan: int = 5000
-) -> list[PassPlan]:
-    """For each (project, evaluator) of the new controls: its pending reviews most similar to any of them
-    (at most ``limit``; the newest ``scan`` pending reviews are compared)."""
-    controls = list(session.execute(select(Control).where(Control.id.in_(control_ids))).scalars())
+def definition_for(
+    session: Session, *, project_id: str, evaluator_type: str, options: Sequence[str]
+) -> tuple[EvaluatorDefinition, Evaluator | None]:
+    """The evaluator's definition; for a type no evaluator is registered under, the precedent judge."""
+    evaluator = latest(session, project_id=project_id, name=evaluator_type)
+    if evaluator is not None:
+        return definition_of(evaluator), evaluator
+    return precedent(tuple(options), name=evaluator_type), None
+
+
+def _target(review: Review, votes: tuple[tuple[str, float], ...] | None = None) -> Target:
+    return Target(review.id, review.query, review.response, review.context, tuple(review.options), votes)
+
+
+def plan_for_controls(session: Session, *, control_ids: Sequence[str], scan: int = 5000) -> list[PassPlan]:
+    """For each (project, evaluator) of the new active controls, the pending reviews (of the newest ``scan``)
+    whose memory they change: those whose best ``memory_k`` controls they now enter. A review memory has not
+    looked at yet is looked up in full; for the others, their suggestion's votes and the new controls' scores are
+    all memory needs. So a control that is like nothing pending costs one comparison per pending review: the scan
+    reads only ids (their words cached by review id; a text only when not cached), and the rest only of the
+    reviews that match."""
+    found = list(session.execute(select(Control).where(Control.id.in_(list(control_ids)))).scalars())
     groups: dict[tuple[str, str], list[Control]] = {}
-    for control in controls:
+    for control in found:
         if control.status == "active":
             groups.setdefault((control.project_id, control.evaluator_type), []).append(control)
     plans = []
-    for (project_id, evaluator_type), group in groups.items():
-        evaluator = latest(session, project_id=project_id, name=evaluator_type)
-        if evaluator is None:
-            continue
-        pending = session.execute(
-            select(Review)
-            .where(
-                Review.project_id == project_id,
-                Review.status == "pending",
-                Review.evaluator_type == evaluator_type,
+    for (project_id, evaluator_type), group in sorted(groups.items()):
+        pending = (
+            session.execute(
+                select(Review.id)
+                .where(
+                    Review.project_id == project_id,
+                    Review.status == "pending",
+                    Review.evaluator_type == evaluator_type,
+                    Review.kind == "review",
+                )
+                .order_by(Review.created_at.desc())
+                .limit(scan)
             )
-            .order_by(Review.created_at.desc())
-            .limit(scan)
-        ).scalars()
-        notes = [
-            (
-                content_words(f"{c.query or ''} {c.response or ''}"),
-                content_words(f"{c.reasoning} {' '.join(c.tags)}"),
-            )
-            for c in group
-        ]
-        scored = []
-        for review in pending:
-            words = content_words(f"{review.query} {review.response}")
-            score = max(control_similarity(words, control_interaction=i, control_notes=n) for i, n in notes)
-            if score >= DEFAULT_MIN_SCORE:
-                scored.append((score, review))
-        scored.sort(key=lambda pair: -pair[0])
-        plans.append(
-            PassPlan(
-                evaluator=evaluator, reviews=[r for _, r in scored[:limit]], control_ids=[c.id for c in group]
-            )
+            .scalars()
+            .all()
         )
+        if not pending:
+            continue
+        interactions = _words_of(session, pending)
+        notes = [(c.id, ControlWords.of(c.query, c.response, c.reasoning, list(c.tags))) for c in group]
+        definition, evaluator = definition_for(
+            session,
+            project_id=project_id,
+            evaluator_type=evaluator_type,
+            options=_options(session, pending[0]),
+        )
+        close: dict[str, dict[str, float]] = {}
+        for review_id in pending:
+            words = interactions.get(review_id)
+            if words is None:  # gone meanwhile
+                continue
+            new = {cid: round(similarity(words, note), 4) for cid, note in notes}
+            new = {cid: score for cid, score in new.items() if score >= definition.memory_min_score}
+            if new:
+                close[review_id] = new
+        plan = PassPlan(project_id, evaluator_type, definition, evaluator)
+        for review in _reviews(session, sorted(close)):
+            new = close[review.id]
+            if review.suggestion is None:
+                plan.reviews.append(_target(review))
+                continue
+            merged = {vote["control_id"]: vote["score"] for vote in review.suggestion.get("votes") or []}
+            merged.update(new)
+            best = sorted(merged.items(), key=lambda pair: (-pair[1], pair[0]))[: definition.memory_k]
+            if any(cid in new for cid, _ in best):
+                plan.reviews.append(_target(review, votes=tuple(best)))
+        if plan.reviews:
+            plans.append(plan)
     return plans
 
 
-def resolve_by_memory(session: Session, *, decisions: Sequence[tuple[str, Verdict, str]]) -> list[str]:
-    """Resolve each (review id, verdict, control id) still pending; returns the ids resolved."""
-    resolved = []
-    for review_id, verdict, control_id in decisions:
-        review = session.execute(
-            select(Review).where(Review.id == review_id).with_for_update()
-        ).scalar_one_or_none()
-        if review is None or review.status != "pending":
-            continue  # a person got there first
-        review.status = "resolved"
-        review.resolved_at = utcnow()
-        review.resolved_by = "memory"
-        review.resolution_classification = verdict.classification
-        review.resolution_reasoning = verdict.explanation or "Decided with evaluation memory."
-        review.resolution_reviewer = MEMORY_REVIEWER
-        review.resolution_tags = []
-        review.resolution_submitted_by = MEMORY_REVIEWER
-        review.control_id = control_id
-        review_counts.bump(
-            session, review.project_id, {review_counts.PENDING: -1, review_counts.resolved_by("memory"): 1}
+# The words of pending reviews the memory pass compared recently: a review's interaction never changes.
+REVIEW_WORDS: WordsCache[str, Words] = WordsCache()
+
+
+def _words_of(session: Session, review_ids: Sequence[str]) -> dict[str, Words]:
+    """The words of these reviews: cached ones as they are, the others from their text (read in chunks)."""
+    found: dict[str, Words] = {}
+    missing: list[str] = []
+    for review_id in review_ids:
+        words = REVIEW_WORDS.get(review_id)
+        if words is None:
+            missing.append(review_id)
+        else:
+            found[review_id] = words
+    for start in range(0, len(missing), 500):
+        rows = session.execute(
+            select(Review.id, Review.query, Review.response).where(
+                Review.id.in_(missing[start : start + 500])
+            )
         )
-        audit.record(
-            session,
-            project_id=review.project_id,
-            actor=f"{MEMORY_REVIEWER} (control {control_id})",
-            action="review.resolved",
-            object_type="review",
-            object_id=review.id,
-            before={"status": "pending", "classification": review.classification},
-            after={
-                "status": "resolved",
-                "resolved_by": "memory",
-                "classification": verdict.classification,
-                "confidence": verdict.confidence,
-                "control_id": control_id,
-            },
-        )
-        resolved.append(review.id)
-    return resolved
+        for review_id, query, response in rows:
+            words = Words.of(query, response)
+            REVIEW_WORDS.put(review_id, words)
+            found[review_id] = words
+    return found
+
+
+def _options(session: Session, review_id: str) -> list[str]:
+    return list(session.execute(select(Review.options).where(Review.id == review_id)).scalar_one())
+
+
+def _reviews(session: Session, ids: list[str]) -> list[Review]:
+    """The reviews ``ids`` still pending, in id order, read in chunks (a bound parameter list has limits)."""
+    found: list[Review] = []
+    for start in range(0, len(ids), 500):
+        found += session.execute(
+            select(Review)
+            .where(Review.id.in_(ids[start : start + 500]), Review.status == "pending")
+            .order_by(Review.id)
+        ).scalars()
+    return found
+
+
+def plan_for_reviews(session: Session, *, review_ids: Sequence[str]) -> list[PassPlan]:
+    """The pending reviews among ``review_ids`` (re-opened ones, say), grouped by evaluator."""
+    reviews = session.execute(
+        select(Review).where(Review.id.in_(list(review_ids)), Review.status == "pending").order_by(Review.id)
+    ).scalars()
+    plans: dict[tuple[str, str], PassPlan] = {}
+    for review in reviews:
+        key = (review.project_id, review.evaluator_type)
+        if key not in plans:
+            definition, evaluator = definition_for(
+                session,
+                project_id=review.project_id,
+                evaluator_type=review.evaluator_type,
+                options=review.options,
+            )
+            plans[key] = PassPlan(review.project_id, review.evaluator_type, definition, evaluator)
+        plans[key].reviews.append(_target(review))
+    return list(plans.values())

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
+from typing import Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from casework.db.dialect import insert_statement
+from casework.db.dialect import upsert_adding
 from casework.db.models import Review, ReviewCount
 
 Key = tuple[str, str]  # (status, resolved_by or "")
@@ -29,12 +30,26 @@ def bump(session: Session, project_id: str, changes: Mapping[Key, int]) -> None:
     ]
     if not rows:
         return
-    table = ReviewCount.__table__
-    statement = insert_statement(session, table)
-    statement = statement.on_conflict_do_update(
-        index_elements=["project_id", "status", "resolved_by"], set_={"n": table.c.n + statement.excluded.n}
+    statement = upsert_adding(
+        session, ReviewCount, keys=("project_id", "status", "resolved_by"), columns=("n",)
     )
     session.execute(statement, rows)
+
+
+def follow(
+    session: Session, project_id: str, *, before: Mapping[str, Any] | None, after: Mapping[str, Any]
+) -> None:
+    """Keep the counts in step with one review event: the review left ``before``'s state for ``after``'s."""
+    changes: Counter[Key] = Counter()
+    if before is not None and "status" in before:
+        changes[_key(before.get("status"), before.get("resolved_by"))] -= 1
+    resolution = after.get("resolution") or {}
+    changes[_key(after.get("status"), resolution.get("resolved_by"))] += 1
+    bump(session, project_id, changes)
+
+
+def _key(status: Any, who: Any) -> Key:
+    return (str(status), str(who or "") if status == "resolved" else "")
 
 
 def counts(session: Session, project_id: str) -> Counter[Key]:

@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import RowMapping, select, tuple_
+from sqlalchemy import RowMapping, and_, exists, or_, select, text, tuple_
 from sqlalchemy.orm import Session
 
-from casework.db.dialect import json_array_contains
-from casework.db.models import Review
+from casework.db.dialect import contains_text, json_array_contains
+from casework.db.models import Decision, Review
 from casework.db.review_json import review_json
 from casework.db.types import utcnow
 from casework.services.auth import Principal
 from casework.services.pagination import decode_cursor, encode_cursor, to_json_time
 from casework.services.projects import get_project
 
+_PENDING = text("reviews.status = 'pending'")
 _RECORD_COLUMNS = [
     column for column in Review.__table__.columns if column.key not in ("dedupe_key", "created_by")
 ]
@@ -70,6 +71,18 @@ def record_from_columns(
         "trace_id": values["trace_id"],
         "span_id": values["span_id"],
         "metadata": values["metadata"],
+        "kind": values["kind"],
+        "reason": values["reason"],
+        "subject_id": values["subject_id"],
+        "tier": values["tier"],
+        "suggestion": values["suggestion"],
+        "claimed_by": values["claimed_by"],
+        "claim_expires_at": to_json_time(values["claim_expires_at"]),
+        "due_at": to_json_time(values["due_at"]),
+        "paused_at": to_json_time(values["paused_at"]),
+        "reviewers_required": values["reviewers_required"],
+        "decisions_submitted": values["decisions_submitted"],
+        "assignee": values["assignee"],
         "resolution": resolution,
     }
 
@@ -82,11 +95,46 @@ class ReviewFilters:
     tag: str | None = None
     created_after: datetime | None = None
     created_before: datetime | None = None
+    resolved_by: str | None = None  # "human" | "memory"
+    q: str | None = None  # words that must all appear in the query, response or explanation
+    due_before: datetime | None = None  # pending reviews whose decision is due before this time
+    overdue: bool = False  # pending reviews past their due time (a paused clock is not overdue)
+    sort: str = "queue"  # "queue" (priority, then oldest) or "due" (soonest due first)
+    assigned_to: str | None = None  # the assignee's name ("me" is resolved by the caller first)
+    needs_my_decision: bool = False  # pending reviews the caller has not given a decision on
+    # Set from needs_my_decision by for_caller: the caller's (name, key identity).
+    needs_decision_of: tuple[str, str] | None = None
+
+
+ME = "me"
+
+
+def for_caller(filters: ReviewFilters, principal: Principal) -> ReviewFilters:
+    """``assigned_to=me`` and ``needs_my_decision`` name the caller: their key's label (the web sign-in's
+    name), and for decisions also the key that sent them."""
+    if filters.assigned_to == ME:
+        filters = replace(filters, assigned_to=principal.label)
+    if filters.needs_my_decision:
+        filters = replace(filters, needs_decision_of=(principal.label, principal.identity))
+    return filters
+
+
+# A search is a scan of the filtered queue in its order, stopping at a page of matches: bounded words keep
+# each row's test cheap (and SQLite's LIKE patterns small).
+SEARCH_MAX_WORDS = 8
+SEARCH_MAX_WORD_LENGTH = 60
+
+
+def search_words(q: str | None) -> list[str]:
+    words = [w[:SEARCH_MAX_WORD_LENGTH] for w in (q or "").split()]
+    return list(dict.fromkeys(words))[:SEARCH_MAX_WORDS]
 
 
 def _filtered(session: Session, query: Any, filters: ReviewFilters) -> Any:
     query = query.where(Review.project_id == filters.project_id)
-    if filters.status != "all":
+    if filters.status == "pending" or filters.overdue:
+        query = query.where(_PENDING)  # a literal: SQLite then may use the partial indexes on pending reviews
+    elif filters.status != "all":
         query = query.where(Review.status == filters.status)
     if filters.evaluator_type:
         query = query.where(Review.evaluator_type == filters.evaluator_type)
@@ -96,6 +144,34 @@ def _filtered(session: Session, query: Any, filters: ReviewFilters) -> Any:
         query = query.where(Review.created_at > filters.created_after)
     if filters.created_before:
         query = query.where(Review.created_at < filters.created_before)
+    if filters.resolved_by:
+        query = query.where(Review.resolved_by == filters.resolved_by)
+    if filters.due_before is not None:
+        query = query.where(Review.due_at < filters.due_before)
+    if filters.overdue:
+        query = query.where(Review.due_at <= utcnow(), Review.paused_at.is_(None))
+    if filters.sort == "due":
+        query = query.where(Review.due_at.is_not(None))
+    if filters.assigned_to:
+        query = query.where(Review.assignee == filters.assigned_to)
+    if filters.needs_decision_of:
+        name, identity = filters.needs_decision_of
+        mine = exists().where(
+            and_(
+                Decision.review_id == Review.id,
+                Decision.status == "submitted",
+                or_(Decision.reviewer == name, Decision.submitted_by == identity),
+            )
+        )
+        query = query.where(Review.status == "pending", ~mine)
+    for word in search_words(filters.q):
+        query = query.where(
+            or_(
+                contains_text(session, Review.query, word),
+                contains_text(session, Review.response, word),
+                contains_text(session, Review.explanation, word),
+            )
+        )
     return query
 
 
@@ -157,7 +233,22 @@ _CREATION_ORDER = _Ordering(
 )
 
 
+# sort=due: soonest due first (ix_reviews_pending_due_at); reviews without a due time are left out.
+_DUE_ORDER = _Ordering(
+    columns=(Review.due_at, Review.id),
+    key_types=(datetime, str),
+    key=lambda row: (row.due_at, row.id),
+    page=lambda fetch, query, key, limit: fetch(
+        (query if key is None else query.where(tuple_(Review.due_at, Review.id) > tuple_(*key)))
+        .order_by(Review.due_at, Review.id)
+        .limit(limit)
+    ),
+)
+
+
 def _ordering(filters: ReviewFilters) -> _Ordering:
+    if filters.sort == "due":
+        return _DUE_ORDER
     return _CREATION_ORDER if filters.status == "all" or filters.created_after is not None else _QUEUE_ORDER
 
 
@@ -178,6 +269,7 @@ def list_reviews(
     """With a status, highest priority first, then oldest first: the order a reviewer should work in. With
     status=all or created_after (polling for what is new), oldest first: the order they arrived in."""
     get_project(session, workspace_id=principal.workspace_id, project_id=filters.project_id)
+    filters = for_caller(filters, principal)
     ordering = _ordering(filters)
     key = decode_cursor(cursor, types=ordering.key_types) if cursor else None
 
@@ -189,30 +281,40 @@ def list_reviews(
     return ReviewPage(reviews=rows[:limit], next_cursor=next_cursor)
 
 
+# Rows per batch of an export: memory stays flat however many match. Read when an export starts (tests set them
+# small, so that a few reviews cross many batches).
+EXPORT_BATCH_ROWS = 2000
+EXPORT_JSON_BATCH_ROWS = 5000
+
+
 def export_reviews(
-    session: Session, *, principal: Principal, filters: ReviewFilters, batch_size: int = 2000
+    session: Session, *, principal: Principal, filters: ReviewFilters, batch_size: int | None = None
 ) -> Iterator[list[dict[str, Any]]]:
     """Every matching review in list order, a batch of records at a time: memory stays flat however many match.
 
     The project is checked now, before any batch is read: a caller can still answer with an error.
     """
     get_project(session, workspace_id=principal.workspace_id, project_id=filters.project_id)
+    filters = for_caller(filters, principal)
     now = utcnow()
     return (
         [record_from_columns(row._mapping, now=now) for row in rows]
-        for rows in _export_batches(session, filters, list(_RECORD_COLUMNS), batch_size)
+        for rows in _export_batches(session, filters, list(_RECORD_COLUMNS), batch_size or EXPORT_BATCH_ROWS)
     )
 
 
 def export_review_json(
-    session: Session, *, principal: Principal, filters: ReviewFilters, batch_size: int = 5000
+    session: Session, *, principal: Principal, filters: ReviewFilters, batch_size: int | None = None
 ) -> Iterator[list[str]]:
     """Like :func:`export_reviews`, but each record already encoded as JSON by the database (about three times
     the throughput: bench/review_queue.py)."""
     get_project(session, workspace_id=principal.workspace_id, project_id=filters.project_id)
+    filters = for_caller(filters, principal)
     document = review_json(session.get_bind().dialect.name, now=utcnow()).label("document")
-    columns = [document, Review.__table__.c.priority, Review.__table__.c.created_at, Review.__table__.c.id]
-    return ([row.document for row in rows] for rows in _export_batches(session, filters, columns, batch_size))
+    table = Review.__table__.c
+    columns = [document, table.priority, table.created_at, table.due_at, table.id]
+    batches = _export_batches(session, filters, columns, batch_size or EXPORT_JSON_BATCH_ROWS)
+    return ([row.document for row in rows] for rows in batches)
 
 
 def _export_batches(

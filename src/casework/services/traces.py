@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from casework.db.dialect import fast_insert, greatest, insert_statement, least
+from casework.db.engine import mark_for_wake
 from casework.db.models import Job, Project, Run, Span, Trace
 from casework.db.types import utcnow
 from casework.errors import RunNotFound, SessionNotFound, TraceNotFound
@@ -96,16 +97,34 @@ def ingest_spans(session: Session, *, principal: Principal, records: list[SpanRe
                 "created_at": now,
             }
         )
-    # An exporter that retries after a lost reply sends spans again: those already stored are left out. (Two
-    # requests racing with the same new span: ON CONFLICT keeps one; the other's jobs then fail their foreign
-    # key, the request gets 500, and the exporter's retry finds the span stored.)
+    # The same span twice in one request is stored once, like a span sent again later. Rows go in key order, so
+    # concurrent requests with overlapping spans take their locks in one order (no deadlock on PostgreSQL).
+    rows = sorted(
+        {(row["project_id"], row["trace_id"], row["span_id"]): row for row in reversed(rows)}.values(),
+        key=lambda row: (row["project_id"], row["trace_id"], row["span_id"]),
+    )
+    # An exporter that retries after a lost reply sends spans again: those already stored are left out.
     stored, known_traces = _stored_keys(session, rows)
     new_rows = [row for row in rows if (row["project_id"], row["trace_id"], row["span_id"]) not in stored]
     fast_insert(session, Span.__table__, new_rows, skip_conflicts=True)
+    if session.get_bind().dialect.name == "postgresql":
+        # A concurrent request may have stored some of them first (ON CONFLICT skipped ours, after waiting for
+        # its commit): trace summaries and evaluation jobs are made from the rows this request inserted. On
+        # SQLite the request has held the write lock since its first read, so _stored_keys was exact.
+        new_rows = _inserted(session, new_rows)
     result.stored = len(new_rows)
     _update_traces(session, new_rows, known_traces)
     result.jobs = _queue_evaluations(session, new_rows, now)
     return result
+
+
+def _inserted(session: Session, rows: list[dict[str, Any]], chunk: int = 10_000) -> list[dict[str, Any]]:
+    """The rows whose ids are in the spans table, as this transaction sees it."""
+    found: set[str] = set()
+    for start in range(0, len(rows), chunk):
+        ids = [row["id"] for row in rows[start : start + chunk]]
+        found.update(session.execute(select(Span.id).where(Span.id.in_(ids))).scalars())
+    return [row for row in rows if row["id"] in found]
 
 
 def _stored_keys(
@@ -245,6 +264,7 @@ def _queue_evaluations(session: Session, rows: list[dict[str, Any]], now: dateti
             )
     if jobs:
         fast_insert(session, Job.__table__, jobs)
+        mark_for_wake(session)
     return len(jobs)
 
 
@@ -288,17 +308,53 @@ def list_traces(
     return TracePage(traces=rows, next_cursor=next_cursor)
 
 
+# How deep a span tree nests when shown. Spans further down hang at the last level, under the ancestor there
+# (their parent_span_id still names their parent): trees of any depth are shown whole, and a reply or page
+# never nests deeper than a JSON writer or a template can go.
+MAX_TREE_DEPTH = 64
+
+
 @dataclass
 class TraceTree:
     trace: Trace
     spans: list[Span]  # in start order
-    children: dict[str | None, list[Span]]  # parent span id -> children; None: the roots
+    # span id -> the spans shown under it, in start order; None: the roots. Every span is shown once.
+    children: dict[str | None, list[Span]]
 
     @property
     def roots(self) -> list[Span]:
-        """Spans without a parent, or whose parent never arrived."""
-        known = {span.span_id for span in self.spans}
-        return [s for s in self.spans if s.parent_span_id is None or s.parent_span_id not in known]
+        """Spans without a parent, or whose parent never arrived, and the first span of any cycle of parents."""
+        return self.children.get(None, [])
+
+
+def span_tree(spans: list[Span], max_depth: int = MAX_TREE_DEPTH) -> dict[str | None, list[Span]]:
+    """Who is shown under whom (see TraceTree.children), built without recursion: a trace may be any depth."""
+    known = {span.span_id for span in spans}
+    natural: dict[str | None, list[Span]] = defaultdict(list)
+    for span in spans:
+        parent = span.parent_span_id
+        natural[parent if parent in known and parent != span.span_id else None].append(span)
+    shown: dict[str | None, list[Span]] = defaultdict(list)
+    placed: set[str] = set()
+    roots = natural.get(None, [])
+    # Roots first; then any span no root reaches (a cycle of parents) starts a tree of its own.
+    for start in [*roots, *spans]:
+        if start.span_id in placed:
+            continue
+        placed.add(start.span_id)
+        shown[None].append(start)
+        pending: list[tuple[Span, int, str | None]] = [(start, 1, None)]  # span, its level, whom it is under
+        while pending:
+            span, level, under = pending.pop()
+            children = [child for child in natural.get(span.span_id, []) if child.span_id not in placed]
+            holder, child_level = (span.span_id, level + 1) if level < max_depth else (under, level)
+            for child in children:
+                placed.add(child.span_id)
+                shown[holder].append(child)
+                pending.append((child, child_level, holder))
+    for group in shown.values():
+        group.sort(key=lambda span: (span.start_time, span.span_id))
+    return dict(shown)
 
 
 def get_trace(
@@ -321,10 +377,7 @@ def get_trace(
             .order_by(Span.start_time, Span.span_id)
         ).scalars()
     )
-    children: dict[str | None, list[Span]] = defaultdict(list)
-    for span in spans:
-        children[span.parent_span_id].append(span)
-    return TraceTree(trace=trace, spans=spans, children=dict(children))
+    return TraceTree(trace=trace, spans=spans, children=span_tree(spans))
 
 
 def get_session_turns(

@@ -59,13 +59,23 @@ def create_login_link_token(
 
 
 def redeem_login_link(session: Session, *, token: str) -> SignedIn:
-    login = session.execute(
-        select(LoginToken).where(LoginToken.token_hash == hash_secret(token)).with_for_update()
-    ).scalar_one_or_none()
-    if login is None or login.used_at is not None or login.expires_at <= utcnow():
+    """Sign in with a one-time link. A link of a revoked key fails and is left unused: revoking a key ends
+    what it may do, and a failed attempt must not look like a sign-in in the records."""
+    found = session.execute(
+        select(LoginToken, ApiKey.revoked_at)
+        .join(ApiKey, ApiKey.id == LoginToken.api_key_id)
+        .where(LoginToken.token_hash == hash_secret(token))
+        .with_for_update(of=LoginToken)
+    ).first()
+    if found is None or found[0].used_at is not None or found[0].expires_at <= utcnow():
         raise Unauthenticated(
             "This sign-in link is not valid: it was used already or has expired. "
             "Make another with `casework login-link --key-label NAME`, or sign in with an API key."
+        )
+    login, revoked_at = found
+    if revoked_at is not None:
+        raise Unauthenticated(
+            "This sign-in link belongs to an API key that was revoked. Sign in with another key.",
         )
     login.used_at = utcnow()
     return _start(session, login.api_key_id)

@@ -11,9 +11,12 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from casework.evaluators.judge import Interaction
+from casework.definitions import Interaction
 
 _INDEXED = re.compile(r"^(llm\.(?:input|output)_messages|retrieval\.documents)\.(\d+)\.(.+)$")
+# The columns these facts are stored in: longer text is cut, counts out of an INTEGER's range are dropped.
+_MAX_KIND, _MAX_NAME = 40, 200
+_MAX_COUNT = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -27,12 +30,12 @@ class SpanFacts:
 
 
 def span_facts(attributes: dict[str, Any]) -> SpanFacts:
-    kind = _text(attributes.get("openinference.span.kind")).upper() or None
+    kind = _text(attributes.get("openinference.span.kind")).upper()[:_MAX_KIND] or None
     model = _text(attributes.get("llm.model_name") or attributes.get("gen_ai.response.model"))
     return SpanFacts(
         kind=kind,
-        model=model[:200] if model else None,
-        session_id=(_text(attributes.get("session.id")) or None),
+        model=model[:_MAX_NAME] if model else None,
+        session_id=(_text(attributes.get("session.id"))[:_MAX_NAME] or None),
         prompt_tokens=_int(
             attributes.get("llm.token_count.prompt", attributes.get("gen_ai.usage.input_tokens"))
         ),
@@ -59,6 +62,21 @@ def interaction_of(attributes: dict[str, Any]) -> Interaction | None:
     if not query or not response:
         return None
     return Interaction(query=query, response=response, context=context or None)
+
+
+@dataclass(frozen=True)
+class Message:
+    role: str
+    content: str
+
+
+def messages_of(attributes: dict[str, Any]) -> tuple[list[Message], list[Message]]:
+    """An LLM span's input and output messages, in order, as the trace page shows them."""
+    groups = _indexed(attributes)
+    return (
+        [Message(_role(m), _content(m)) for m in groups.get("llm.input_messages", [])],
+        [Message(_role(m), _content(m)) for m in groups.get("llm.output_messages", [])],
+    )
 
 
 def _indexed(attributes: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
@@ -98,7 +116,9 @@ def _text(value: Any) -> str:
 
 
 def _int(value: Any) -> int | None:
+    """A token count: a whole number a database INTEGER holds, else None."""
     try:
-        return int(value) if value is not None else None
-    except (TypeError, ValueError):
+        number = int(value) if value is not None else None
+    except (TypeError, ValueError, OverflowError):
         return None
+    return number if number is not None and 0 <= number <= _MAX_COUNT else None

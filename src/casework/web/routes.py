@@ -1,78 +1,55 @@
 """The reviewer web UI: server-rendered pages (Jinja2, escaped everywhere), a little plain JavaScript for the
 keyboard, and forms that work without it. Each page reads in one transaction, each form writes in one.
+
+This module: signing in, the queue, reviews, controls and the overview; ``trace_routes`` and
+``admin_routes`` hold the rest, and :func:`install` mounts them all.
 """
 
 from __future__ import annotations
 
 import hmac
 import secrets
-from datetime import datetime
-from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
-from anyio import to_thread
-from fastapi import APIRouter, Depends, FastAPI, Form, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from fastapi.staticfiles import StaticFiles
-from fastapi.templating import Jinja2Templates
+from fastapi import APIRouter, FastAPI, Form, Query, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import ValidationError
 
-from casework.api.deps import Db, WriteDb, database_threads, get_database
-from casework.db.types import utcnow
-from casework.errors import CaseworkError, PermissionDenied, ValidationFailed
-from casework.evaluators.runner import EvaluationRunner
+from casework.api.deps import Db, WriteDb
+from casework.api.schemas.controls import ControlUpdate
+from casework.api.schemas.reviews import FeedbackCreate
+from casework.errors import CaseworkError, ValidationFailed
+from casework.services import agreement_reports, web_auth
 from casework.services import controls as control_service
-from casework.services import web_auth
+from casework.services import evaluators as evaluator_service
 from casework.services import web_pages as pages
+from casework.services.auth import Role
+from casework.services.evidence import summary_record
+from casework.services.pagination import to_json_time
 from casework.services.review_queries import ReviewFilters
 from casework.services.reviews import Feedback
+from casework.web import admin_routes, trace_routes
+from casework.web.agreement_chart import agreement_chart
+from casework.web.charts import overview_charts
+from casework.web.common import (
+    COOKIE,
+    LOGIN_COOKIE,
+    SignInRequired,
+    Viewer,
+    check_csrf,
+    docs_assets,
+    form_problem,
+    redirect,
+    render,
+    render_error,
+    split_tags,
+    static,
+)
+from casework.web.security import SecurityHeaders
+from casework.worker.runner import EvaluationRunner
 
-HERE = Path(__file__).resolve().parent
-templates = Jinja2Templates(directory=str(HERE / "templates"))
-static = StaticFiles(directory=str(HERE / "static"))
 router = APIRouter(include_in_schema=False)
-
-COOKIE = "casework_session"
-LOGIN_COOKIE = "casework_login"
-
-
-class SignInRequired(Exception):
-    """Raised by pages when no valid session cookie came with the request: answered with a redirect."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-
-
-def _lookup(request: Request, secret: str) -> web_auth.WebCaller | None:
-    with get_database(request).transaction(write=False) as session:
-        return web_auth.web_caller(session, secret=secret)
-
-
-async def web_caller(request: Request) -> web_auth.WebCaller:
-    secret = request.cookies.get(COOKIE)
-    caller = None
-    if secret:
-        caller = await to_thread.run_sync(_lookup, request, secret, limiter=database_threads(request))
-    if caller is None:
-        raise SignInRequired(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
-    return caller
-
-
-Viewer = Annotated[web_auth.WebCaller, Depends(web_caller)]
-
-
-def _check_csrf(caller: web_auth.WebCaller, token: str) -> None:
-    if not hmac.compare_digest(caller.csrf_token, token or ""):
-        raise PermissionDenied("This form is out of date (CSRF check failed): reload the page and try again.")
-
-
-def render(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
-    return templates.TemplateResponse(request, name, {"now": utcnow(), **context}, status_code=status_code)
-
-
-def _redirect(url: str) -> RedirectResponse:
-    return RedirectResponse(url, status_code=303)
-
 
 # --- signing in ---------------------------------------------------------------------------------------------
 
@@ -115,7 +92,7 @@ async def login(
 
 
 def _signed_in(signed: web_auth.SignedIn, next_url: str, request: Request) -> Response:
-    response = _redirect(next_url)
+    response = redirect(next_url)
     response.set_cookie(
         COOKIE,
         signed.secret,
@@ -139,14 +116,20 @@ def _https(request: Request) -> bool:
 
 @router.post("/logout")
 async def logout(request: Request, db: Db, caller: Viewer, csrf: Annotated[str, Form()] = "") -> Response:
-    _check_csrf(caller, csrf)
+    check_csrf(caller, csrf)
     await db(web_auth.sign_out, secret=request.cookies.get(COOKIE, ""))
-    response = _redirect("/login")
+    response = redirect("/login")
     response.delete_cookie(COOKIE)
     return response
 
 
 # --- pages ---------------------------------------------------------------------------------------------------
+
+
+@router.get("/docs")
+async def api_docs(request: Request) -> Response:
+    """The API's OpenAPI document in Swagger UI; the document itself is /openapi.json."""
+    return render(request, "docs.html")
 
 
 @router.get("/")
@@ -161,34 +144,56 @@ async def queue(
     db: Db,
     caller: Viewer,
     project_id: str,
-    status: Annotated[str, Query(pattern="^(pending|resolved|dismissed|all)$")] = "pending",
+    status: Annotated[str, Query(pattern="^(pending|resolved|needs_adjudication|all)$")] = "pending",
     evaluator: str = "",
+    resolved_by: Annotated[str, Query(pattern="^(|human|memory)$")] = "",
+    q: Annotated[str, Query(max_length=500)] = "",
     tag: str = "",
+    sort: Annotated[str, Query(pattern="^(queue|due)$")] = "queue",
+    overdue: Annotated[str, Query(pattern="^(|1)$")] = "",
+    assigned: Annotated[str, Query(pattern="^(|me)$")] = "",
     cursor: str | None = None,
 ) -> Response:
     filters = ReviewFilters(
-        project_id=project_id, status=status, evaluator_type=evaluator or None, tag=tag or None
+        project_id=project_id,
+        status=status,
+        evaluator_type=evaluator or None,
+        tag=tag or None,
+        resolved_by=resolved_by or None,
+        q=q or None,
+        sort=sort,
+        overdue=bool(overdue),
+        assigned_to=assigned or None,
     )
     page = await db(pages.queue_page, principal=caller.principal, filters=filters, cursor=cursor)
-    more = None
-    if page.next_cursor:
-        more = f"?{urlencode({'status': status, 'evaluator': evaluator, 'tag': tag, 'cursor': page.next_cursor})}"
-    return render(
-        request,
-        "queue.html",
-        caller=caller,
-        page=page,
-        project=page.project,
-        status=status,
-        evaluator=evaluator,
-        tag=tag,
-        more=more,
-    )
+    chosen: dict[str, Any] = {
+        "status": status,
+        "evaluator": evaluator,
+        "resolved_by": resolved_by,
+        "q": q,
+        "tag": tag,
+        "sort": sort,
+        "overdue": overdue,
+        "assigned": assigned,
+    }
+    more = f"?{urlencode({**chosen, 'cursor': page.next_cursor})}" if page.next_cursor else None
+    return render(request, "queue.html", caller=caller, page=page, project=page.project, more=more, **chosen)
 
 
 @router.get("/reviews/{review_id}")
-async def review(request: Request, db: Db, caller: Viewer, review_id: str) -> Response:
-    page = await db(pages.review_page, principal=caller.principal, review_id=review_id)
+async def review(request: Request, db: WriteDb, caller: Viewer, review_id: str) -> Response:
+    # A writer opening a pending review claims it: memory leaves it alone, and other reviewers' "next" skips it.
+    page = await db(pages.review_page, principal=caller.principal, review_id=review_id, claim=True)
+    return await _review_response(request, caller, page)
+
+
+async def _review_response(
+    request: Request,
+    caller: web_auth.WebCaller,
+    page: pages.ReviewPage,
+    status_code: int = 200,
+    conflict: dict[str, Any] | None = None,
+) -> Response:
     runner: EvaluationRunner = request.app.state.runner
     similar = await runner.search(
         principal=caller.principal,
@@ -198,16 +203,49 @@ async def review(request: Request, db: Db, caller: Viewer, review_id: str) -> Re
         response=page.review.response,
         k=5,
     )
+    params = request.query_params
+    # What the reviewer typed, kept across a refused or overtaken submission.
+    kept = conflict or {
+        "reasoning": params.get("reasoning", ""),
+        "tags": params.get("tags", ""),
+        "choice": params.get("choice"),
+    }
     return render(
         request,
         "review.html",
+        status_code,
         caller=caller,
         page=page,
         project=page.project,
         review=page.review,
         similar=similar,
-        error=request.query_params.get("error"),
+        error=params.get("error"),
+        can_write=caller.principal.role is not Role.viewer,
+        kept=kept,
+        conflict=conflict,
     )
+
+
+@router.post("/reviews/{review_id}/claim")
+async def renew_claim(db: Db, caller: Viewer, review_id: str, csrf: Annotated[str, Form()] = "") -> Response:
+    """The open review page renews its claim every few minutes (app.js): the new end, for its release."""
+    check_csrf(caller, csrf)
+    review = await db(pages.renew_claim, principal=caller.principal, review_id=review_id)
+    return JSONResponse({"claim_expires_at": to_json_time(review.claim_expires_at)})
+
+
+@router.post("/reviews/{review_id}/release")
+async def release_claim(
+    db: Db,
+    caller: Viewer,
+    review_id: str,
+    csrf: Annotated[str, Form()] = "",
+    until: Annotated[str, Form()] = "",
+) -> Response:
+    """The reviewer left the page without deciding (app.js, on leaving)."""
+    check_csrf(caller, csrf)
+    await db(pages.release_claim, principal=caller.principal, review_id=review_id, until=until or None)
+    return Response(status_code=204)
 
 
 @router.post("/reviews/{review_id}/decide")
@@ -220,10 +258,15 @@ async def decide(
     reasoning: Annotated[str, Form()] = "",
     tags: Annotated[str, Form()] = "",
     csrf: Annotated[str, Form()] = "",
+    agree: Annotated[str, Form()] = "",
+    overturn: Annotated[str, Form()] = "",
 ) -> Response:
-    _check_csrf(caller, csrf)
+    """Decide a pending review; on one memory resolved, ``agree`` (memory's classification, which the service
+    checks: a different one is refused unless overturning) or ``overturn`` with the chosen classification."""
+    check_csrf(caller, csrf)
     caller.principal.require_write()
-    cleaned_tags = [t.strip().lower() for t in tags.replace(";", ",").split(",") if t.strip()]
+    if agree:
+        classification = agree
     problem = None
     if not classification:
         problem = "Choose a classification."
@@ -231,19 +274,35 @@ async def decide(
         problem = "Write your reasoning: it is what the judge will see on similar cases."
     if problem is None:
         try:
-            project_id, next_id = await db(
+            form = FeedbackCreate(
+                classification=classification,
+                reasoning=reasoning,
+                reviewer=caller.principal.label,
+                tags=split_tags(tags),
+            )
+            decided = await db(
                 pages.decide,
                 principal=caller.principal,
                 review_id=review_id,
-                feedback=Feedback(classification, reasoning.strip(), caller.principal.label, cleaned_tags),
+                feedback=Feedback(form.classification, form.reasoning, form.reviewer, form.tags),
+                overturn=bool(overturn) and not agree,
             )
+        except ValidationError as error:
+            problem = form_problem(error)
         except ValidationFailed as error:
             problem = error.message
     if problem is not None:
-        return _redirect(f"/reviews/{review_id}?error={quote(problem)}")
-    if request.app.state.worker is not None:
-        request.app.state.worker.wake()  # the memory pass of the new control
-    return _redirect(f"/reviews/{next_id}" if next_id else f"/projects/{project_id}/queue?decided=1")
+        # Back to the form with what was typed, so nothing is lost.
+        kept = urlencode({"error": problem, "reasoning": reasoning, "tags": tags, "choice": classification})
+        return redirect(f"/reviews/{review_id}?{kept}")
+    if decided.overtaken is not None:
+        # Decided while the page was open (by memory, or another person): the page again, with what was decided
+        # and what this reviewer typed, so that nothing is lost.
+        typed = {"reasoning": reasoning, "tags": tags, "choice": classification}
+        return await _review_response(request, caller, decided.overtaken, 409, conflict=typed)
+    if decided.next_id:
+        return redirect(f"/reviews/{decided.next_id}")
+    return redirect(f"/projects/{decided.project_id}/queue?decided=1")
 
 
 @router.get("/projects/{project_id}/controls")
@@ -252,56 +311,64 @@ async def controls(
     db: Db,
     caller: Viewer,
     project_id: str,
-    q: str = "",
+    q: Annotated[str, Query(max_length=1000)] = "",
     evaluator: str = "",
     tag: str = "",
     reviewer: str = "",
     status: Annotated[str, Query(pattern="^(active|retired|all)$")] = "active",
     cursor: str | None = None,
 ) -> Response:
+    chosen: dict[str, Any] = {
+        "q": q,
+        "evaluator": evaluator,
+        "tag": tag,
+        "reviewer": reviewer,
+        "status": status,
+    }
     page = await db(
-        control_service.list_controls,
+        pages.controls_page,
         principal=caller.principal,
         project_id=project_id,
+        q=q or None,
         evaluator_type=evaluator or None,
         tag=tag or None,
         reviewer=reviewer or None,
         status=status,
-        q=q or None,
-        limit=50,
         cursor=cursor,
     )
-    more = None
-    if page.next_cursor:
-        more = "?" + urlencode(
-            {
-                "q": q,
-                "evaluator": evaluator,
-                "tag": tag,
-                "reviewer": reviewer,
-                "status": status,
-                "cursor": page.next_cursor,
-            }
-        )
+    more = f"?{urlencode({**chosen, 'cursor': page.next_cursor})}" if page.next_cursor else None
     return render(
         request,
         "controls.html",
         caller=caller,
-        project_id=project_id,
+        page=page,
+        project=page.project,
         controls=page.controls,
-        q=q,
-        evaluator=evaluator,
-        tag=tag,
-        reviewer=reviewer,
-        status=status,
         more=more,
+        **chosen,
     )
 
 
 @router.get("/controls/{control_id}")
 async def control(request: Request, db: Db, caller: Viewer, control_id: str) -> Response:
     page = await db(pages.control_page, principal=caller.principal, control_id=control_id)
-    return render(request, "control.html", caller=caller, page=page, control=page.control)
+    return _control_response(request, caller, page)
+
+
+def _control_response(
+    request: Request, caller: web_auth.WebCaller, page: pages.ControlPage, confirm_retire: bool = False
+) -> Response:
+    return render(
+        request,
+        "control.html",
+        caller=caller,
+        page=page,
+        project=page.project,
+        control=page.control,
+        error=request.query_params.get("error"),
+        can_write=caller.principal.role is not Role.viewer,
+        confirm_retire=confirm_retire,
+    )
 
 
 @router.post("/controls/{control_id}")
@@ -312,68 +379,76 @@ async def edit_control(
     control_id: str,
     reasoning: Annotated[str, Form()] = "",
     tags: Annotated[str, Form()] = "",
+    classification: Annotated[str, Form()] = "",
     action: Annotated[str, Form()] = "save",
     csrf: Annotated[str, Form()] = "",
 ) -> Response:
-    _check_csrf(caller, csrf)
+    """Save a new version, clear the attention flags, or retire: "retire" asks first (saying how many reviews
+    memory decided with the control will re-open), "retire-confirmed" retires."""
+    check_csrf(caller, csrf)
     caller.principal.require_write()
     if action == "retire":
+        page = await db(pages.control_page, principal=caller.principal, control_id=control_id)
+        return _control_response(request, caller, page, confirm_retire=True)
+    if action == "retire-confirmed":
         await db(control_service.retire_control, principal=caller.principal, control_id=control_id)
-    else:
-        cleaned = [t.strip().lower() for t in tags.replace(";", ",").split(",") if t.strip()]
+        return redirect(f"/controls/{control_id}")
+    if action == "clear-attention":
+        await db(control_service.clear_attention, principal=caller.principal, control_id=control_id)
+        return redirect(f"/controls/{control_id}")
+    try:
+        fields: dict[str, Any] = {"reasoning": reasoning, "tags": split_tags(tags)}
+        if classification:
+            fields["classification"] = classification
+        changes = ControlUpdate(**fields)
         await db(
-            control_service.update_control,
+            pages.edit_control,
             principal=caller.principal,
             control_id=control_id,
-            changes={"reasoning": reasoning.strip(), "tags": cleaned},
+            changes=changes.model_dump(exclude_unset=True),
         )
-    return _redirect(f"/controls/{control_id}")
+    except ValidationError as error:
+        return redirect(f"/controls/{control_id}?{urlencode({'error': form_problem(error)})}")
+    except ValidationFailed as error:
+        return redirect(f"/controls/{control_id}?{urlencode({'error': error.message})}")
+    return redirect(f"/controls/{control_id}")
 
 
 @router.get("/projects/{project_id}/overview")
-async def overview(request: Request, db: Db, caller: Viewer, project_id: str) -> Response:
+async def overview(request: Request, db: Db, write_db: WriteDb, caller: Viewer, project_id: str) -> Response:
     data = await db(pages.overview_page, principal=caller.principal, project_id=project_id)
-    return render(request, "overview.html", caller=caller, data=data, project=data.project)
-
-
-# --- template helpers ----------------------------------------------------------------------------------------
-
-
-def age(since: datetime | None, now: datetime | None = None) -> str:
-    if since is None:
-        return "none"
-    seconds = max(((now or utcnow()) - since).total_seconds(), 0)
-    if seconds < 3600:
-        return f"{int(seconds // 60)} min"
-    if seconds < 86400 * 2:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} days"
-
-
-def age_class(since: datetime | None, target_hours: float, now: datetime | None = None) -> str:
-    """ "" within target, "amber" past three quarters of it, "red" past it."""
-    if since is None:
-        return ""
-    hours = ((now or utcnow()) - since).total_seconds() / 3600
-    if hours >= target_hours:
-        return "red"
-    return "amber" if hours >= 0.75 * target_hours else ""
-
-
-templates.env.globals.update(age=age, age_class=age_class)
-
-
-def render_error(request: Request, error: CaseworkError) -> Response:
-    """Errors on pages, as a page: same message and code as the API's JSON."""
-    return render(request, "error.html", error.status_code, error=error)
+    served = data.agreement_served
+    if served is not None and (served.to_store is not None or served.mark_requested):
+        await write_db(agreement_reports.keep, project_id=project_id, served=served)
+    runner: EvaluationRunner = request.app.state.runner
+    evidence = []
+    for evaluator in data.evaluators:
+        # Memory's evidence in the same numbers and words as GET /api/v1/evaluators/{id}/memory.
+        definition = evaluator_service.definition_of(evaluator)
+        calibration = await runner.calibration(project_id=evaluator.project_id, definition=definition)
+        evidence.append((evaluator, summary_record(calibration, definition, subject="memory")))
+    return render(
+        request,
+        "overview.html",
+        caller=caller,
+        data=data,
+        project=data.project,
+        evidence=evidence,
+        agreement=agreement_chart(data.agreement) if data.agreement is not None else None,
+        charts=overview_charts(data.trends),
+    )
 
 
 def install(app: FastAPI) -> None:
     """Mount the UI on an app: pages, static files, sign-in redirects, errors as pages."""
+    app.add_middleware(SecurityHeaders)
     app.mount("/static", static, name="static")
+    app.mount("/docs-assets", docs_assets, name="docs-assets")
     app.include_router(router)
+    app.include_router(trace_routes.router)
+    app.include_router(admin_routes.router)
     app.state.render_error = render_error
 
     @app.exception_handler(SignInRequired)
     async def _sign_in(_request: Request, exc: SignInRequired) -> Response:
-        return _redirect(f"/login?{urlencode({'next': exc.path})}")
+        return redirect(f"/login?{urlencode({'next': exc.path})}")

@@ -1,4 +1,4 @@
-"""Controls (evaluation memory) and the audit trail."""
+"""Controls: evaluation memory."""
 
 from __future__ import annotations
 
@@ -48,11 +48,28 @@ class ControlPublic(Public):
     created_at: datetime
     created_by: str
     updated_at: datetime
+    attention: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Decisions this control drove that a person overturned: look at it (a possible conflict).",
+    )
 
 
 class ControlList(BaseModel):
     controls: list[ControlPublic]
     next_cursor: str | None
+
+
+class ControlConflict(BaseModel):
+    evaluator_type: str
+    similarity: float = Field(description="How alike the two decided interactions are, in [0, 1].")
+    controls: list[ControlPublic] = Field(description="The two controls, older first.")
+
+
+class ControlConflictList(BaseModel):
+    conflicts: list[ControlConflict] = Field(
+        description="Policy ambiguity: active controls of one evaluator on near-identical interactions "
+        "(similarity at least 0.9) whose classifications differ; most similar first."
+    )
 
 
 class ControlVersionPublic(Public):
@@ -70,18 +87,16 @@ class ControlHistory(BaseModel):
     versions: list[ControlVersionPublic] = Field(description="Every version, newest first.")
 
 
-class AuditEventPublic(Public):
-    id: int
-    project_id: str
-    actor: str
-    action: str
-    object_type: str
-    object_id: str
-    before: dict[str, Any] | None
-    after: dict[str, Any] | None
-    created_at: datetime
-
-
-class AuditList(BaseModel):
-    events: list[AuditEventPublic]
-    next_cursor: str | None
+class ControlUsagePublic(BaseModel):
+    control_id: str
+    resolved_reviews: int = Field(
+        description="Reviews memory resolved with this control that still stand: changing its classification or "
+        "retiring it re-opens them."
+    )
+    review_ids: list[str] = Field(description="The most recent of them (at most 50).")
+    evaluations_informed: int = Field(
+        description="Evaluations that had it in {memories} or in the precedent vote."
+    )
+    evaluations_decided: int = Field(
+        description="Of those, the ones decided without a person (not superseded)."
+    )

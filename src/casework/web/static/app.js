@@ -1,4 +1,5 @@
-// Keyboard first: 1-9 choose an option, Ctrl+Enter submits, j/k move, Enter opens, / searches, ? lists the keys.
+// Keyboard first: 1-9 choose an option, a accepts memory's suggestion, Ctrl+Enter submits, j/k move, Enter opens,
+// / searches, ? lists the keys.
 // Everything also works without JavaScript: these are shortcuts to links, radios and forms already on the page.
 (function () {
   "use strict";
@@ -21,6 +22,52 @@
     if (link) window.location.href = link.href;
   }
 
+  // Formatted or raw text: one choice for every block, kept across pages.
+  const RAW = "casework.raw";
+  function showRaw(raw) {
+    document.querySelectorAll("[data-text-block]").forEach((block) => {
+      block.querySelector("[data-rendered]").hidden = raw;
+      block.querySelector("[data-raw]").hidden = !raw;
+      block.querySelector("[data-toggle-raw]").setAttribute("aria-pressed", String(raw));
+    });
+  }
+  document.querySelectorAll("[data-toggle-raw]").forEach((button) => button.addEventListener("click", () => {
+    const raw = button.getAttribute("aria-pressed") !== "true";
+    try { localStorage.setItem(RAW, raw ? "1" : ""); } catch (e) { /* private mode: this page only */ }
+    showRaw(raw);
+  }));
+  try { if (localStorage.getItem(RAW)) showRaw(true); } catch (e) { /* no storage: formatted */ }
+  document.querySelectorAll("[data-expand]").forEach((button) => button.addEventListener("click", () => {
+    const open = button.getAttribute("aria-expanded") !== "true";
+    button.closest("[data-text-block]").querySelectorAll(".clamp").forEach((el) => el.classList.toggle("expanded", open));
+    button.setAttribute("aria-expanded", String(open));
+    button.textContent = open ? "Show less" : "Show all";
+  }));
+
+  // An open review page keeps its claim (the server claimed it when it served the page) and lets it go when the
+  // reviewer leaves without deciding. Without JavaScript the claim simply runs out.
+  const claim = document.querySelector("[data-claim]");
+  if (claim) {
+    const withCsrf = () => { const body = new FormData(); body.append("csrf", claim.dataset.csrf); return body; };
+    // The claim's end as this page knows it: a release from a page that is no longer the claim's (a reload, the
+    // review opened again elsewhere) leaves the claim alone.
+    let until = claim.dataset.until;
+    const renew = () => fetch(claim.dataset.claim + "/claim", { method: "POST", body: withCsrf(), credentials: "same-origin" })
+      .then((response) => (response.ok ? response.json() : null))
+      .then((renewed) => { if (renewed) until = renewed.claim_expires_at; })
+      .catch(() => { /* offline for a moment: the next renewal tries again */ });
+    let deciding = false;
+    document.querySelectorAll("form[data-decision]").forEach((f) => f.addEventListener("submit", () => { deciding = true; }));
+    setInterval(renew, 3 * 60 * 1000);
+    window.addEventListener("pageshow", (event) => { if (event.persisted) { deciding = false; renew(); } });
+    window.addEventListener("pagehide", () => {
+      if (deciding) return;
+      const body = withCsrf();
+      body.append("until", until);
+      navigator.sendBeacon(claim.dataset.claim + "/release", body);
+    });
+  }
+
   const dialog = document.getElementById("shortcuts");
   document.querySelectorAll("[data-shortcuts]").forEach((b) => b.addEventListener("click", () => dialog.showModal()));
 
@@ -37,8 +84,18 @@
       if (search) { event.preventDefault(); search.focus(); }
       return;
     }
-    if (/^[1-9]$/.test(event.key) && form) {
-      const option = form.querySelector(`[data-option="${event.key}"]`);
+    const choosing = form || document.querySelector("[data-overturn-form]");
+    if (event.key === "a" && choosing) {
+      const suggested = choosing.querySelector("[data-suggested]");
+      if (suggested) {
+        event.preventDefault();
+        suggested.checked = true;
+        document.getElementById("reasoning").focus();
+      }
+      return;
+    }
+    if (/^[1-9]$/.test(event.key) && choosing) {
+      const option = choosing.querySelector(`[data-option="${event.key}"]`);
       if (option) {
         event.preventDefault();
         option.checked = true;

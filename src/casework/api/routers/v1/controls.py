@@ -1,24 +1,25 @@
-"""Controls (evaluation memory) and the audit trail."""
+"""Controls: evaluation memory."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
-from casework.api.deps import Caller, Db
-from casework.api.schemas.common import Cursor, Limit, TimeFilter
+from casework.api.deps import Caller, Db, Reply
+from casework.api.schemas.common import Cursor, Limit, SearchWords, TimeFilter
 from casework.api.schemas.controls import (
-    AuditEventPublic,
-    AuditList,
+    ControlConflict,
+    ControlConflictList,
     ControlCreate,
     ControlHistory,
     ControlList,
     ControlPublic,
     ControlUpdate,
+    ControlUsagePublic,
     ControlVersionPublic,
 )
-from casework.services import audit as audit_service
+from casework.services import control_conflicts
 from casework.services import controls as control_service
 
 router = APIRouter(prefix="/api/v1", tags=["controls"])
@@ -35,9 +36,7 @@ async def list_controls(
     tag: Annotated[str | None, Query()] = None,
     reviewer: Annotated[str | None, Query()] = None,
     status: Annotated[Literal["active", "retired", "superseded", "all"], Query()] = "active",
-    q: Annotated[
-        str | None, Query(description="Words that must all appear in the reasoning, query or response.")
-    ] = None,
+    q: SearchWords = None,
     created_after: TimeFilter = None,
     limit: Limit = 50,
     cursor: Cursor = None,
@@ -61,9 +60,33 @@ async def list_controls(
 
 
 @router.post("/controls", response_model=ControlPublic, status_code=201, summary="Write a control up front")
-async def create_control(body: ControlCreate, db: Db, caller: Caller) -> ControlPublic:
-    control = await db(control_service.author_control, principal=caller, **body.model_dump())
-    return ControlPublic.model_validate(control)
+async def create_control(body: ControlCreate, db: Db, caller: Caller) -> Response:
+    _, reply = await db.reply(
+        lambda control: Reply(ControlPublic.model_validate(control), 201),
+        control_service.author_control,
+        principal=caller,
+        **body.model_dump(),
+    )
+    return reply
+
+
+@router.get(
+    "/controls/conflicts",
+    response_model=ControlConflictList,
+    summary="Policy ambiguity: active controls on near-identical interactions that disagree",
+)
+async def list_conflicts(db: Db, caller: Caller, project_id: Annotated[str, Query()]) -> ControlConflictList:
+    found = await db(control_conflicts.find_conflicts, principal=caller, project_id=project_id)
+    return ControlConflictList(
+        conflicts=[
+            ControlConflict(
+                evaluator_type=c.evaluator_type,
+                similarity=c.similarity,
+                controls=[ControlPublic.model_validate(c.first), ControlPublic.model_validate(c.second)],
+            )
+            for c in found
+        ]
+    )
 
 
 @router.get("/controls/{control_id}", response_model=ControlPublic, summary="One control")
@@ -76,20 +99,61 @@ async def get_control(control_id: str, db: Db, caller: Caller) -> ControlPublic:
 @router.patch(
     "/controls/{control_id}", response_model=ControlPublic, summary="Edit a control (a new version)"
 )
-async def update_control(control_id: str, body: ControlUpdate, db: Db, caller: Caller) -> ControlPublic:
+async def update_control(control_id: str, body: ControlUpdate, db: Db, caller: Caller) -> Response:
     changes = body.model_dump(exclude_unset=True, exclude_none=True)
-    control = await db(
-        control_service.update_control, principal=caller, control_id=control_id, changes=changes
+    _, reply = await db.reply(
+        _control_reply,
+        control_service.update_control,
+        principal=caller,
+        control_id=control_id,
+        changes=changes,
     )
-    return ControlPublic.model_validate(control)
+    return reply
 
 
 @router.delete(
     "/controls/{control_id}", response_model=ControlPublic, summary="Retire a control (never erased)"
 )
-async def retire_control(control_id: str, db: Db, caller: Caller) -> ControlPublic:
-    control = await db(control_service.retire_control, principal=caller, control_id=control_id)
-    return ControlPublic.model_validate(control)
+async def retire_control(control_id: str, db: Db, caller: Caller) -> Response:
+    _, reply = await db.reply(
+        _control_reply, control_service.retire_control, principal=caller, control_id=control_id
+    )
+    return reply
+
+
+def _control_reply(control: Any) -> Reply:
+    return Reply(ControlPublic.model_validate(control))
+
+
+@router.get(
+    "/controls/{control_id}/usage",
+    response_model=ControlUsagePublic,
+    summary="What a control decided: reviews memory resolved with it, evaluations it informed",
+)
+async def control_usage(control_id: str, db: Db, caller: Caller) -> ControlUsagePublic:
+    usage = await db(control_service.control_usage, principal=caller, control_id=control_id)
+    return ControlUsagePublic(
+        control_id=control_id,
+        resolved_reviews=usage.resolved_reviews,
+        review_ids=[review.id for review in usage.reviews],
+        evaluations_informed=usage.evaluations_informed,
+        evaluations_decided=usage.evaluations_decided,
+    )
+
+
+@router.delete(
+    "/controls/{control_id}/attention",
+    response_model=ControlPublic,
+    summary="Mark a control's conflicts as looked at: memory may decide alone with it again",
+)
+async def clear_attention(control_id: str, db: Db, caller: Caller) -> Response:
+    _, reply = await db.reply(
+        lambda control: Reply(ControlPublic.model_validate(control)),
+        control_service.clear_attention,
+        principal=caller,
+        control_id=control_id,
+    )
+    return reply
 
 
 @router.get(
@@ -99,28 +163,4 @@ async def control_history(control_id: str, db: Db, caller: Caller) -> ControlHis
     versions = await db(control_service.control_history, principal=caller, control_id=control_id)
     return ControlHistory(
         control_id=control_id, versions=[ControlVersionPublic.model_validate(v) for v in versions]
-    )
-
-
-@router.get("/audit", response_model=AuditList, summary="Changes to reviews and controls, newest first")
-async def list_audit_events(
-    db: Db,
-    caller: Caller,
-    project_id: Annotated[str, Query()],
-    object_id: Annotated[str | None, Query(description="Only events about this review or control.")] = None,
-    action: Annotated[str | None, Query(description="e.g. review.resolved, control.updated")] = None,
-    limit: Limit = 50,
-    cursor: Cursor = None,
-) -> AuditList:
-    page = await db(
-        audit_service.list_events,
-        principal=caller,
-        project_id=project_id,
-        object_id=object_id,
-        action=action,
-        limit=limit,
-        cursor=cursor,
-    )
-    return AuditList(
-        events=[AuditEventPublic.model_validate(e) for e in page.events], next_cursor=page.next_cursor
     )

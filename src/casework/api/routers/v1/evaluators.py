@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Query, Request, Response
 
-from casework.api.deps import Caller, Db
+from casework.api.deps import Caller, Db, Reply, created_or_existing
 from casework.api.schemas.common import Cursor, Limit
 from casework.api.schemas.controls import ControlPublic
 from casework.api.schemas.evaluators import (
@@ -17,41 +17,127 @@ from casework.api.schemas.evaluators import (
     EvaluatorCreate,
     EvaluatorList,
     EvaluatorPublic,
+    EvaluatorRollback,
+    EvaluatorUpdate,
+    EvidencePublic,
+    MemoryEvidencePublic,
     ScoredControl,
+    definition_fields,
 )
-from casework.evaluators.definitions import EvaluatorDefinition
-from casework.evaluators.judge import Interaction
-from casework.evaluators.runner import EvaluationRunner
+from casework.definitions import EvaluatorDefinition, Interaction
 from casework.memory.retrieval import DEFAULT_K, format_memories
 from casework.services import evaluations as evaluation_service
 from casework.services import evaluators as evaluator_service
+from casework.services.evidence import summary_record
+from casework.worker.runner import EvaluationRunner
 
 router = APIRouter(prefix="/api/v1", tags=["evaluators"])
 
 
 @router.post(
-    "/evaluators", response_model=EvaluatorPublic, status_code=201, summary="Register a custom evaluator"
+    "/evaluators",
+    response_model=EvaluatorPublic,
+    status_code=201,
+    summary="Register a custom evaluator",
+    responses={200: {"model": EvaluatorPublic, "description": "The definition is unchanged: that version."}},
 )
-async def register_evaluator(
-    body: EvaluatorCreate, request: Request, db: Db, caller: Caller, response: Response
-) -> EvaluatorPublic:
-    fields = body.model_dump(exclude={"project_id"})
-    definition = EvaluatorDefinition(**{**fields, "options": tuple(body.options)})
-    evaluator, created = await db(
+async def register_evaluator(body: EvaluatorCreate, request: Request, db: Db, caller: Caller) -> Response:
+    definition = EvaluatorDefinition(**{**definition_fields(body), "options": tuple(body.options)})
+    _, reply = await db.reply(
+        created_or_existing(EvaluatorPublic.model_validate),
         evaluator_service.register_evaluator,
         principal=caller,
         project_id=body.project_id,
         definition=definition,
     )
     request.app.state.runner.evaluators_changed(body.project_id)
-    response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
-    return EvaluatorPublic.model_validate(evaluator)
+    return reply
 
 
 @router.get("/evaluators", response_model=EvaluatorList, summary="A project's evaluators, current versions")
 async def list_evaluators(db: Db, caller: Caller, project_id: Annotated[str, Query()]) -> EvaluatorList:
     evaluators = await db(evaluator_service.list_evaluators, principal=caller, project_id=project_id)
     return EvaluatorList(evaluators=[EvaluatorPublic.model_validate(e) for e in evaluators])
+
+
+@router.patch(
+    "/evaluators/{evaluator_id}",
+    response_model=EvaluatorPublic,
+    summary="Change an evaluator: a new version (memory settings and thresholds of built-ins too)",
+)
+async def update_evaluator(
+    evaluator_id: str, body: EvaluatorUpdate, request: Request, db: Db, caller: Caller
+) -> Response:
+
+    (evaluator, _), reply = await db.reply(
+        lambda result: Reply(EvaluatorPublic.model_validate(result[0])),
+        evaluator_service.update_evaluator,
+        principal=caller,
+        evaluator_id=evaluator_id,
+        changes=definition_fields(body),
+    )
+    request.app.state.runner.evaluators_changed(evaluator.project_id)
+    return reply
+
+
+@router.post(
+    "/evaluators/{evaluator_id}/rollback",
+    response_model=EvaluatorPublic,
+    status_code=201,
+    summary="Make an older version current again: a new version with its definition",
+    responses={
+        200: {"model": EvaluatorPublic, "description": "The current version already has that definition."}
+    },
+)
+async def rollback_evaluator(
+    evaluator_id: str, body: EvaluatorRollback, request: Request, db: Db, caller: Caller
+) -> Response:
+    (evaluator, _), reply = await db.reply(
+        created_or_existing(EvaluatorPublic.model_validate),
+        evaluator_service.rollback_evaluator,
+        principal=caller,
+        evaluator_id=evaluator_id,
+        version=body.version,
+    )
+    request.app.state.runner.evaluators_changed(evaluator.project_id)
+    return reply
+
+
+@router.get(
+    "/evaluators/{evaluator_id}/versions",
+    response_model=EvaluatorList,
+    summary="Every version of the evaluator, newest first (its history)",
+)
+async def evaluator_versions(evaluator_id: str, db: Db, caller: Caller) -> EvaluatorList:
+    versions = await db(evaluator_service.evaluator_versions, principal=caller, evaluator_id=evaluator_id)
+    return EvaluatorList(evaluators=[EvaluatorPublic.model_validate(e) for e in versions])
+
+
+@router.get(
+    "/evaluators/{evaluator_id}/memory",
+    response_model=MemoryEvidencePublic,
+    summary="The evidence: how often memory (and the judge) would be right deciding alone, and where it may",
+)
+async def memory_evidence(
+    evaluator_id: str, request: Request, db: Db, caller: Caller
+) -> MemoryEvidencePublic:
+    evaluator = await db(evaluator_service.get_evaluator, principal=caller, evaluator_id=evaluator_id)
+    runner: EvaluationRunner = request.app.state.runner
+    definition = evaluator_service.definition_of(evaluator)
+    memory = await runner.calibration(project_id=evaluator.project_id, definition=definition)
+    judge = None
+    if definition.kind == "llm":
+        found = await runner.calibration(
+            project_id=evaluator.project_id, definition=definition, subject="judge"
+        )
+        judge = EvidencePublic.model_validate(summary_record(found, definition, subject="judge"))
+    return MemoryEvidencePublic(
+        evaluator_id=evaluator.id,
+        name=evaluator.name,
+        version=evaluator.version,
+        memory=EvidencePublic.model_validate(summary_record(memory, definition, subject="memory")),
+        judge=judge,
+    )
 
 
 @router.get("/evaluators/{evaluator_id}", response_model=EvaluatorPublic, summary="One evaluator version")
@@ -71,6 +157,7 @@ async def evaluate(body: EvaluationCreate, request: Request, caller: Caller) -> 
         run_id=body.run_id,
         trace_id=body.trace_id,
         span_id=body.span_id,
+        metadata=body.metadata,
     )
     return EvaluationList(evaluations=[EvaluationPublic.model_validate(e) for e in evaluations])
 

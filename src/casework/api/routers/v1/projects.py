@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Response
 
-from casework.api.deps import Caller, Db
+from casework.api.deps import Caller, Db, Reply, created_or_existing
 from casework.api.schemas.projects import (
     ProjectCreate,
     ProjectList,
@@ -31,15 +31,18 @@ async def current_workspace(db: Db, caller: Caller) -> WorkspacePublic:
     "/projects",
     response_model=ProjectPublic,
     summary="Get or create a project by name",
-    responses={201: {"description": "Created"}, 200: {"description": "It already existed"}},
+    status_code=201,
+    responses={200: {"model": ProjectPublic, "description": "It already existed"}},
 )
-async def create_project(body: ProjectCreate, db: Db, caller: Caller, response: Response) -> ProjectPublic:
+async def create_project(body: ProjectCreate, db: Db, caller: Caller) -> Response:
     caller.require_write()
-    project, created = await db(
-        project_service.get_or_create_project, workspace_id=caller.workspace_id, name=body.name
+    _, reply = await db.reply(
+        created_or_existing(ProjectPublic.model_validate),
+        project_service.get_or_create_project,
+        workspace_id=caller.workspace_id,
+        name=body.name,
     )
-    response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
-    return ProjectPublic.model_validate(project)
+    return reply
 
 
 @router.get("/projects", response_model=ProjectList, summary="The workspace's projects")
@@ -55,27 +58,36 @@ async def get_project(project_id: str, db: Db, caller: Caller) -> ProjectPublic:
 
 
 @router.patch("/projects/{project_id}", response_model=ProjectPublic, summary="Change a project's settings")
-async def update_project(project_id: str, body: ProjectUpdate, db: Db, caller: Caller) -> ProjectPublic:
+async def update_project(project_id: str, body: ProjectUpdate, db: Db, caller: Caller) -> Response:
     caller.require_write()
-    project = await db(
+    _, reply = await db.reply(
+        lambda project: Reply(ProjectPublic.model_validate(project)),
         project_service.update_project,
         workspace_id=caller.workspace_id,
         project_id=project_id,
         review_target_hours=body.review_target_hours,
     )
-    return ProjectPublic.model_validate(project)
+    return reply
 
 
-@router.post("/projects/{project_id}/runs", response_model=RunPublic, summary="Get or create a run by name")
-async def create_run(
-    project_id: str, body: RunCreate, db: Db, caller: Caller, response: Response
-) -> RunPublic:
+@router.post(
+    "/projects/{project_id}/runs",
+    response_model=RunPublic,
+    summary="Get or create a run by name",
+    status_code=201,
+    responses={200: {"model": RunPublic, "description": "It already existed"}},
+)
+async def create_run(project_id: str, body: RunCreate, db: Db, caller: Caller) -> Response:
     caller.require_write()
-    run, created = await db(
-        start_run, principal=caller, project_id=project_id, name=body.name, evaluators=body.evaluators
+    _, reply = await db.reply(
+        created_or_existing(RunPublic.model_validate),
+        start_run,
+        principal=caller,
+        project_id=project_id,
+        name=body.name,
+        evaluators=body.evaluators,
     )
-    response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
-    return RunPublic.model_validate(run)
+    return reply
 
 
 @router.get("/projects/{project_id}/runs", response_model=RunList, summary="A project's runs, newest first")

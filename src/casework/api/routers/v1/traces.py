@@ -37,8 +37,30 @@ router = APIRouter(prefix="/api/v1", tags=["traces"])
     "/v1/traces",
     summary="OTLP/HTTP trace export (protobuf or JSON, gzip accepted)",
     responses={
-        200: {"description": "Stored: every span is committed, and its evaluation jobs queued."},
-        503: {"description": "Ingestion is at its bound: retry after Retry-After seconds."},
+        200: {
+            "description": "Stored: every span is committed, and its evaluation jobs queued. The (empty) "
+            "ExportTraceServiceResponse, in the request's encoding.",
+            "content": {
+                "application/json": {"schema": {"type": "object", "maxProperties": 0}},
+                "application/x-protobuf": {"schema": {"type": "string", "format": "binary"}},
+            },
+        },
+        404: {
+            "description": "The resource names a project (casework.project_id) or run that is not the caller's."
+        },
+        503: {
+            "description": "Ingestion is at its bound, or the database is busy: retry after Retry-After seconds."
+        },
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "description": "An OTLP ExportTraceServiceRequest (Content-Encoding gzip or deflate accepted).",
+            "content": {
+                "application/x-protobuf": {"schema": {"type": "string", "format": "binary"}},
+                "application/json": {"schema": {"type": "object", "description": "OTLP/JSON, ids in hex."}},
+            },
+        }
     },
 )
 async def export_traces(request: Request, db: Db, caller: Caller) -> Response:
@@ -68,8 +90,6 @@ async def export_traces(request: Request, db: Db, caller: Caller) -> Response:
     finally:
         state.ingest_pending -= 1
     state.metrics.spans_received.inc(result.stored)
-    if result.jobs and state.worker is not None:
-        state.worker.wake()
     payload, media_type = encode_response(content_type)
     return Response(content=payload, media_type=media_type)
 

@@ -122,14 +122,14 @@ def upgrade() -> None:
         )
 
     for statement in (
-        search.POSTGRESQL_SCHEMA if op.get_bind().dialect.name == "postgresql" else search.SQLITE_SCHEMA
+        search.V1_POSTGRESQL_SCHEMA if op.get_bind().dialect.name == "postgresql" else search.SQLITE_SCHEMA
     ):
         op.execute(statement)
 
 
 def downgrade() -> None:
     for statement in (
-        search.POSTGRESQL_DROP if op.get_bind().dialect.name == "postgresql" else search.SQLITE_DROP
+        search.V1_POSTGRESQL_DROP if op.get_bind().dialect.name == "postgresql" else search.SQLITE_DROP
     ):
         op.execute(statement)
     with op.batch_alter_table("reviews", schema=None) as batch_op:

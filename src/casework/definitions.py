@@ -1,4 +1,5 @@
-"""What an evaluator is, the placeholders its prompts may use, and the built-in evaluators."""
+"""The loop's plain values, shared by services, evaluators, memory and the worker: what an interaction and a
+verdict are, what an evaluator is, the placeholders its prompts may use, and the built-in evaluators."""
 
 from __future__ import annotations
 
@@ -8,12 +9,56 @@ from typing import Literal
 
 from casework.errors import ValidationFailed
 
+
+@dataclass(frozen=True)
+class Interaction:
+    query: str
+    response: str
+    context: str | None = None
+
+
+@dataclass(frozen=True)
+class JudgeExchange:
+    """What the judge was sent and what it answered, exactly: kept with the evaluation, for debugging."""
+
+    messages: tuple[tuple[str, str], ...]  # (role, content)
+    answer: str
+
+
+@dataclass(frozen=True)
+class Verdict:
+    classification: str
+    confidence: float
+    explanation: str
+    model: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    latency_ms: float | None = None
+    exchange: JudgeExchange | None = field(default=None, compare=False, repr=False)
+
+    def is_ambiguous(self, definition: EvaluatorDefinition) -> bool:
+        """Ambiguous: the judge said so, chose something that is not an option, or is not sure enough."""
+        return (
+            self.classification == AMBIGUOUS
+            or self.classification not in definition.options
+            or self.confidence < definition.ambiguity_threshold
+        )
+
+
 PLACEHOLDERS = frozenset({"query", "response", "context", "evaluation_options"})
 REEVAL_PLACEHOLDERS = PLACEHOLDERS | {"memories"}
 DEFAULT_THRESHOLD = 0.6
 DEFAULT_MODEL = "gpt-4o-mini"
+AMBIGUOUS = "ambiguous"
 Reeval = Literal["ambiguous", "always", "never"]
 Kind = Literal["llm", "precedent"]
+MemoryMode = Literal["resolve", "suggest"]
+AmbiguityMode = Literal["fixed", "auto"]
+DEFAULT_PRECISION_TARGET = 0.97
+
+
+# A crowd-rating round (DICES: 123 raters per conversation) is a calibration round too.
+MAX_REVIEWERS = 200
 
 
 @dataclass(frozen=True)
@@ -30,6 +75,23 @@ class EvaluatorDefinition:
     ambiguity_threshold: float = DEFAULT_THRESHOLD
     reeval: Reeval = "ambiguous"
     kind: Kind = "llm"
+    # Memory: "resolve" decides alone where the evidence supports memory_precision_target, and suggests
+    # everywhere else; "suggest" never decides alone. k, min_score and candidates shape retrieval.
+    memory_mode: MemoryMode = "resolve"
+    memory_precision_target: float = DEFAULT_PRECISION_TARGET
+    memory_k: int = 5
+    memory_min_score: float = 0.1
+    memory_candidates: int = 2000
+    # Shares of automatic decisions sent to a person to check; None: CASEWORK_SPOT_CHECK_RATE.
+    spot_check_rate: float | None = None
+    judge_spot_check_rate: float | None = None
+    # "auto": the judge's threshold comes from evidence so that confident verdicts meet target_agreement.
+    ambiguity_mode: AmbiguityMode = "fixed"
+    target_agreement: float | None = None
+    # Overlap: independent human decisions each review needs; when they disagree a lead adjudicates.
+    reviewers_required: int = 1
+    # The options are ordered, lowest first (a scale such as low / medium / high): agreement is ordinal.
+    ordered: bool = False
     description: str = field(default="", compare=False)
 
 
@@ -49,6 +111,17 @@ def validate(definition: EvaluatorDefinition) -> None:
         raise ValidationFailed("options must list distinct classifications.", details={"field": "options"})
     if "ambiguous" in definition.options:
         raise ValidationFailed("'ambiguous' cannot be an option: it is what routes a case to a person.")
+    if definition.ambiguity_mode == "auto" and definition.target_agreement is None:
+        raise ValidationFailed(
+            'ambiguity_threshold "auto" needs target_agreement: the share of confident verdicts people must '
+            "agree with (for example 0.9).",
+            details={"field": "target_agreement"},
+        )
+    if not 1 <= definition.reviewers_required <= MAX_REVIEWERS:
+        raise ValidationFailed(
+            f"reviewers_required must be between 1 and {MAX_REVIEWERS}.",
+            details={"field": "reviewers_required"},
+        )
     if definition.kind == "precedent":
         return
     prompts = {

@@ -1,0 +1,78 @@
+"""Managing a workspace's API keys from the web UI: admins only, and only their own workspace's keys."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from casework.db.models import ApiKey
+from casework.errors import ApiKeyNotFound, PermissionDenied, ValidationFailed
+from casework.services.auth import CreatedKey, Principal, Role, create_key, revoke_key
+
+MAX_LABEL = 200
+
+
+def require_admin(principal: Principal) -> None:
+    if principal.role is not Role.admin:
+        raise PermissionDenied(
+            "Only an admin key may manage API keys.", details={"role": principal.role.value}
+        )
+
+
+def workspace_keys(session: Session, *, principal: Principal) -> list[ApiKey]:
+    """The workspace's keys, active ones first, newest first."""
+    require_admin(principal)
+    return list(
+        session.execute(
+            select(ApiKey)
+            .where(ApiKey.workspace_id == principal.workspace_id)
+            .order_by(ApiKey.revoked_at.is_not(None), ApiKey.created_at.desc(), ApiKey.id)
+        ).scalars()
+    )
+
+
+def create_workspace_key(session: Session, *, principal: Principal, role: str, label: str) -> CreatedKey:
+    """A new key in the caller's workspace; its secret is in the result, and nowhere else, ever."""
+    require_admin(principal)
+    label = label.strip()
+    if not label or len(label) > MAX_LABEL:
+        raise ValidationFailed(
+            f"Give the key a label of 1 to {MAX_LABEL} characters: who or what holds it.",
+            details={"field": "label"},
+        )
+    try:
+        chosen = Role(role)
+    except ValueError as exc:
+        allowed = [r.value for r in Role]
+        raise ValidationFailed(f"role must be one of {allowed}.", details={"allowed": allowed}) from exc
+    return create_key(session, workspace_id=principal.workspace_id, role=chosen, label=label)
+
+
+def revoke_workspace_key(session: Session, *, principal: Principal, key_id: str) -> ApiKey:
+    require_admin(principal)
+    owner = session.execute(select(ApiKey.workspace_id).where(ApiKey.id == key_id)).scalar_one_or_none()
+    if owner != principal.workspace_id:  # another workspace's key is as absent as one that never was
+        raise ApiKeyNotFound(f"No API key with id {key_id!r}.", details={"key_id": key_id})
+    return revoke_key(session, key_id=key_id)
+
+
+@dataclass
+class KeysPage:
+    keys: list[ApiKey]
+    created: CreatedKey | None = None
+    error: str | None = None
+
+
+def keys_page(session: Session, *, principal: Principal) -> KeysPage:
+    return KeysPage(keys=workspace_keys(session, principal=principal))
+
+
+def create_key_page(session: Session, *, principal: Principal, role: str, label: str) -> KeysPage:
+    """Create a key and list the keys, in one transaction: the page that shows the secret, once."""
+    try:
+        created = create_workspace_key(session, principal=principal, role=role, label=label)
+    except ValidationFailed as error:  # nothing was written
+        return KeysPage(keys=workspace_keys(session, principal=principal), error=error.message)
+    return KeysPage(keys=workspace_keys(session, principal=principal), created=created)

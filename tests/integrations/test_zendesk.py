@@ -1,0 +1,100 @@
+"""Zendesk, end to end against a fake Zendesk over real HTTP: a note on the customer's ticket (or a new ticket),
+the decision as a second note, and decisions from a signed Zendesk webhook."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import httpx
+import pytest
+
+from casework.db.engine import Database
+from tests.fakes.zendesk import API_TOKEN, CUSTOMER_TICKET, EMAIL, SIGNING_SECRET, FakeZendesk
+from tests.integrations.conftest import inbound_url, register, wait_linked
+from tests.support import enqueue, make_project, table_counts, wait_for
+
+pytestmark = pytest.mark.storage
+
+
+def connect(admin: httpx.Client, zendesk: FakeZendesk) -> dict[str, Any]:
+    return register(
+        admin,
+        "zendesk",
+        {
+            "base_url": zendesk.base_url,
+            "email": EMAIL,
+            "api_token": API_TOKEN,
+            "webhook_secret": SIGNING_SECRET,
+        },
+    )
+
+
+def test_a_note_on_the_named_ticket_then_the_decision_as_a_second_note(
+    admin: httpx.Client, zendesk: FakeZendesk
+) -> None:
+    project_id = make_project(admin)
+    connect(admin, zendesk)
+    review = enqueue(admin, project_id, metadata={"zendesk.ticket_id": str(CUSTOMER_TICKET)})
+    comments = zendesk.tickets[CUSTOMER_TICKET]["comments"]
+    wait_for(lambda: len(comments) == 1)
+    assert comments[0]["public"] is False and "ambiguous (confidence 0.42)" in comments[0]["body"]
+    assert f"/reviews/{review['id']}" in comments[0]["body"]
+
+    admin.post(
+        f"/api/v1/hitl/reviews/{review['id']}/feedback",
+        json={"classification": "compliant", "reasoning": "Polite.", "reviewer": "carla@bank.example"},
+    ).raise_for_status()
+    wait_for(lambda: len(comments) == 2)
+    assert (
+        comments[1]["public"] is False and "Decided by carla@bank.example: compliant" in comments[1]["body"]
+    )
+
+
+def test_a_review_naming_no_ticket_opens_one(admin: httpx.Client, zendesk: FakeZendesk) -> None:
+    project_id = make_project(admin)
+    connect(admin, zendesk)
+    review = enqueue(admin, project_id, metadata={"zendesk": {"ticket_id": None}})
+    created = wait_for(lambda: [t for t in zendesk.tickets.values() if t.get("external_id") == review["id"]])
+    assert created[0]["comments"][0]["public"] is False and "casework" in created[0]["tags"]
+
+
+def test_decisions_from_a_signed_webhook(
+    admin: httpx.Client, zendesk: FakeZendesk, base_url: str, database: Database, settled: Callable[[], None]
+) -> None:
+    project_id = make_project(admin)
+    integration = connect(admin, zendesk)
+    review = enqueue(admin, project_id, metadata={"zendesk.ticket_id": CUSTOMER_TICKET})
+    comments = zendesk.tickets[CUSTOMER_TICKET]["comments"]
+    wait_for(lambda: len(comments) == 1)
+    wait_linked(database, review["id"])
+    url = inbound_url(base_url, integration)
+    decision = {
+        "ticket_id": str(CUSTOMER_TICKET),
+        "comment": f"review: {review['id']}\nclassification: non_compliant\nreasoning: It promised a refund.",
+        "author_email": "ana@bank.example",
+    }
+    settled()
+    before = table_counts(database)
+    stale = (datetime.now(timezone.utc) - timedelta(minutes=6)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    for refused in (
+        zendesk.send(url, decision, secret="not-the-secret"),
+        zendesk.send(url, decision, timestamp=stale),
+    ):
+        assert (refused.status_code, refused.json()["error"]["code"]) == (401, "unauthenticated")
+    assert table_counts(database) == before
+
+    no_author = zendesk.send(url, {**decision, "author_email": ""})
+    assert no_author.json()["status"] == "refused"
+    accepted = zendesk.send(url, decision)
+    assert accepted.json()["status"] == "accepted"
+    assert (
+        admin.get(f"/api/v1/hitl/reviews/{review['id']}").json()["resolution"]["reviewer"]
+        == "ana@bank.example"
+    )
+    late = zendesk.send(
+        url, {**decision, "comment": decision["comment"].replace("non_compliant", "compliant")}
+    )
+    assert late.json()["status"] == "already_decided"
+    wait_for(lambda: any("Already decided by ana@bank.example" in c["body"] for c in comments))

@@ -1,0 +1,364 @@
+"""SLA policies and the review clock: due times set when queued (per project, per evaluator), the queue's
+due-time filters and order, a re-opened review's new clock, and the sweep's alerts (once each), queue thresholds
+(with hysteresis) and paused clocks. Time moves with the ``clock`` fixture, never with sleeps."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from casework.db.engine import Database
+from casework.db.models import Event, Integration, IntegrationLink, Review
+from casework.events import EventType
+from casework.services import review_counts, sla, sla_sweep
+from casework.services.reviews import MemoryDecision, reopen, settle_by_memory
+from tests.support import Clock, Tenant, enqueue, make_project, make_reviews
+
+pytestmark = pytest.mark.storage
+
+
+def parse(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def put_policy(admin: httpx.Client, project_id: str, **body: Any) -> dict[str, Any]:
+    response = admin.put(f"/api/v1/projects/{project_id}/sla", json={"target_hours": 10, **body})
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+def sweep(database: Database) -> None:
+    with database.transaction() as session:
+        sla_sweep.pause_and_resume(session)
+    with database.transaction() as session:
+        sla_sweep.announce_overdue(session)
+    with database.transaction() as session:
+        sla_sweep.announce_due_soon(session)
+    with database.transaction() as session:
+        sla_sweep.check_thresholds(session)
+
+
+def events_of(database: Database, project_id: str, type: EventType) -> list[Event]:
+    with database.transaction(write=False) as session:
+        return list(
+            session.execute(
+                select(Event)
+                .where(Event.project_id == project_id, Event.type == type.value)
+                .order_by(Event.seq)
+            ).scalars()
+        )
+
+
+def test_the_policy_reads_back_and_is_the_one_knob_with_review_target_hours(admin: httpx.Client) -> None:
+    project_id = make_project(admin)
+    default = admin.get(f"/api/v1/projects/{project_id}/sla").json()
+    assert (default["target_hours"], default["warning_at"], default["pause_when_waiting"]) == (
+        24.0,
+        0.75,
+        False,
+    )
+    policy = put_policy(
+        admin,
+        project_id,
+        warning_at=0.5,
+        escalation_contact="lead@bank.example",
+        evaluators={"toxicity": {"target_hours": 2}},
+        queue_thresholds={"pending_count": 100},
+    )
+    assert policy["evaluators"] == {
+        "toxicity": {
+            "target_hours": 2.0,
+            "warning_at": None,
+            "escalation_contact": None,
+            "pause_when_waiting": None,
+        }
+    }
+    assert policy["queue_thresholds"]["pending_count"] == 100
+    assert admin.get(f"/api/v1/projects/{project_id}").json()["review_target_hours"] == 10.0
+    admin.patch(f"/api/v1/projects/{project_id}", json={"review_target_hours": 6}).raise_for_status()
+    assert admin.get(f"/api/v1/projects/{project_id}/sla").json()["target_hours"] == 6.0
+    refused = admin.put(
+        f"/api/v1/projects/{project_id}/sla", json={"target_hours": 1, "evaluators": {"x": {"colour": "red"}}}
+    )
+    assert refused.status_code == 422
+    assert refused.json()["error"]["code"] == "validation_error"
+
+
+def test_a_review_is_due_by_its_evaluators_policy(admin: httpx.Client) -> None:
+    project_id = make_project(admin)
+    put_policy(admin, project_id, evaluators={"toxicity": {"target_hours": 2}})
+    review = enqueue(admin, project_id)
+    fast = enqueue(admin, project_id, evaluator_type="toxicity")
+    assert parse(review["due_at"]) - parse(review["created_at"]) == timedelta(hours=10)
+    assert parse(fast["due_at"]) - parse(fast["created_at"]) == timedelta(hours=2)
+    assert admin.get(f"/api/v1/hitl/reviews/{fast['id']}").json()["due_at"] == fast["due_at"]
+    exported = admin.get("/api/v1/hitl/reviews/export", params={"project_id": project_id}).json()["reviews"]
+    assert {r["id"]: parse(r["due_at"]) for r in exported} == {
+        r["id"]: parse(r["due_at"]) for r in (review, fast)
+    }
+
+
+def test_the_queue_filters_and_sorts_by_due_time(admin: httpx.Client, clock: Clock) -> None:
+    project_id = make_project(admin)
+    put_policy(admin, project_id, evaluators={"fast": {"target_hours": 1}, "slow": {"target_hours": 20}})
+    slow = enqueue(admin, project_id, evaluator_type="slow", priority=5)
+    fast = [enqueue(admin, project_id, evaluator_type="fast", span_id=f"s{i}") for i in range(3)]
+    middle = enqueue(admin, project_id)  # the project's 10 hours
+
+    def ids(**params: Any) -> list[str]:
+        found, cursor = [], None
+        while True:
+            page = admin.get(
+                "/api/v1/hitl/reviews",
+                params={
+                    "project_id": project_id,
+                    "limit": 2,
+                    **params,
+                    **({"cursor": cursor} if cursor else {}),
+                },
+            ).json()
+            found += [r["id"] for r in page["reviews"]]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                return found
+
+    assert ids(sort="due") == [r["id"] for r in fast] + [middle["id"], slow["id"]]
+    assert ids()[0] == slow["id"]  # the default order: priority first
+    assert ids(overdue="true") == []
+    clock.advance(hours=2)
+    assert ids(overdue="true", sort="due") == [r["id"] for r in fast]
+    before = (clock.now() + timedelta(hours=9)).isoformat()
+    assert ids(due_before=before, sort="due") == [r["id"] for r in fast] + [middle["id"]]
+
+
+def test_a_reopened_review_starts_a_new_clock(
+    admin: httpx.Client, database: Database, tenant: Tenant, clock: Clock
+) -> None:
+    project_id = make_project(admin)
+    (review_id,) = make_reviews(database, tenant, project_id, 1)
+    with database.transaction() as session:
+        settle_by_memory(
+            session,
+            review_id=review_id,
+            decision=MemoryDecision("a", 0.99, 0.99, "As before.", [], decides_alone=True),
+        )
+    later = clock.advance(hours=30)
+    with database.transaction() as session:
+        assert reopen(session, review_id=review_id, reason="control retired", actor="test")
+    reopened = admin.get(f"/api/v1/hitl/reviews/{review_id}").json()
+    assert abs(parse(reopened["due_at"]) - (later + timedelta(hours=24))) < timedelta(seconds=5)
+
+
+def test_due_soon_and_overdue_are_announced_once_each(
+    admin: httpx.Client, database: Database, clock: Clock
+) -> None:
+    project_id = make_project(admin)
+    put_policy(admin, project_id, escalation_contact="lead@bank.example")
+    review = enqueue(admin, project_id)
+    sweep(database)
+    assert events_of(database, project_id, EventType.review_due_soon) == []
+    clock.advance(hours=8)  # past 75% of 10 hours
+    sweep(database)
+    sweep(database)
+    (due_soon,) = events_of(database, project_id, EventType.review_due_soon)
+    assert (due_soon.object_id, due_soon.data["sla"]["escalation_contact"]) == (
+        review["id"],
+        "lead@bank.example",
+    )
+    assert events_of(database, project_id, EventType.review_overdue) == []
+    clock.advance(hours=3)
+    sweep(database)
+    sweep(database)
+    (overdue,) = events_of(database, project_id, EventType.review_overdue)
+    assert overdue.data["id"] == review["id"]
+    assert len(events_of(database, project_id, EventType.review_due_soon)) == 1
+    with database.transaction(write=False) as session:
+        # Alerts leave the review's state, and so the kept counts, as they were.
+        assert review_counts.counts(session, project_id)[review_counts.PENDING] == 1
+
+
+def test_a_review_found_late_is_announced_overdue_only(
+    admin: httpx.Client, database: Database, clock: Clock
+) -> None:
+    project_id = make_project(admin)
+    put_policy(admin, project_id)
+    enqueue(admin, project_id)
+    admin.post(
+        f"/api/v1/hitl/reviews/{enqueue(admin, project_id, span_id='x')['id']}/claim"
+    ).raise_for_status()
+    clock.advance(hours=11)
+    sweep(database)
+    assert len(events_of(database, project_id, EventType.review_overdue)) == 2
+    assert events_of(database, project_id, EventType.review_due_soon) == []
+    with database.transaction(write=False) as session:
+        assert (
+            review_counts.counts(session, project_id)[review_counts.PENDING] == 2
+        )  # the claim counted nothing
+
+
+def test_resolved_reviews_are_never_announced(admin: httpx.Client, database: Database, clock: Clock) -> None:
+    project_id = make_project(admin)
+    put_policy(admin, project_id)
+    review = enqueue(admin, project_id)
+    admin.post(
+        f"/api/v1/hitl/reviews/{review['id']}/feedback",
+        json={"classification": "compliant", "reasoning": "Fine.", "reviewer": "a@b.example"},
+    ).raise_for_status()
+    clock.advance(hours=11)
+    sweep(database)
+    assert events_of(database, project_id, EventType.review_overdue) == []
+
+
+def test_queue_thresholds_cross_and_clear_with_hysteresis(
+    admin: httpx.Client, database: Database, tenant: Tenant
+) -> None:
+    project_id = make_project(admin)
+    put_policy(admin, project_id, queue_thresholds={"pending_count": 10})
+    ids = make_reviews(database, tenant, project_id, 10)
+
+    def decide(review_id: str) -> None:
+        admin.post(
+            f"/api/v1/hitl/reviews/{review_id}/feedback",
+            json={"classification": "a", "reasoning": "Fine.", "reviewer": "a@b.example"},
+        ).raise_for_status()
+
+    sweep(database)
+    sweep(database)
+    (crossed,) = events_of(database, project_id, EventType.queue_threshold_crossed)
+    assert (crossed.data["metric"], crossed.data["value"], crossed.data["clear_below"]) == (
+        "pending_count",
+        10,
+        8,
+    )
+    assert admin.get(f"/api/v1/projects/{project_id}/sla").json()["queue_alerts"]["pending_count_since"]
+    for review_id in ids[:2]:  # 8 pending: under the threshold, not under 80% of it
+        decide(review_id)
+    sweep(database)
+    assert events_of(database, project_id, EventType.queue_threshold_cleared) == []
+    make_reviews(database, tenant, project_id, 2)  # 10 again: still the same crossing
+    sweep(database)
+    assert len(events_of(database, project_id, EventType.queue_threshold_crossed)) == 1
+    for review_id in ids[2:5]:  # 7 pending: below 80%
+        decide(review_id)
+    sweep(database)
+    sweep(database)
+    (cleared,) = events_of(database, project_id, EventType.queue_threshold_cleared)
+    assert cleared.data["value"] == 7
+    assert (
+        admin.get(f"/api/v1/projects/{project_id}/sla").json()["queue_alerts"]["pending_count_since"] is None
+    )
+
+
+def test_the_oldest_pending_age_threshold(admin: httpx.Client, database: Database, clock: Clock) -> None:
+    project_id = make_project(admin)
+    put_policy(admin, project_id, queue_thresholds={"oldest_pending_hours": 5})
+    review = enqueue(admin, project_id)
+    clock.advance(hours=6)
+    sweep(database)
+    (crossed,) = events_of(database, project_id, EventType.queue_threshold_crossed)
+    assert crossed.data["metric"] == "oldest_pending_hours"
+    admin.post(
+        f"/api/v1/hitl/reviews/{review['id']}/feedback",
+        json={"classification": "compliant", "reasoning": "Fine.", "reviewer": "a@b.example"},
+    ).raise_for_status()
+    sweep(database)
+    assert len(events_of(database, project_id, EventType.queue_threshold_cleared)) == 1
+
+
+def link_ticket(database: Database, tenant: Tenant, review_id: str, kind: str = "jira") -> None:
+    with database.transaction() as session:
+        integration = Integration(
+            id=f"int_{review_id[-10:]}{kind[:3]}",
+            workspace_id=tenant.workspace_id,
+            kind=kind,
+            events=["review.created"],
+            config={},
+            secrets="",
+            created_by="test",
+        )
+        session.add(integration)
+        session.flush()
+        session.add(IntegrationLink(integration_id=integration.id, review_id=review_id, external_id="CASE-1"))
+
+
+def test_a_review_waiting_on_a_ticket_pauses_its_clock(
+    admin: httpx.Client, database: Database, tenant: Tenant, clock: Clock
+) -> None:
+    project_id = make_project(admin)
+    put_policy(admin, project_id, pause_when_waiting=True)
+    waiting = enqueue(admin, project_id)
+    chatting = enqueue(admin, project_id, span_id="chat")
+    link_ticket(database, tenant, waiting["id"])
+    link_ticket(database, tenant, chatting["id"], kind="slack")  # a chat message is not waiting on anyone
+    clock.advance(hours=1)
+    sweep(database)
+    paused = admin.get(f"/api/v1/hitl/reviews/{waiting['id']}").json()
+    assert paused["paused_at"] is not None
+    assert admin.get(f"/api/v1/hitl/reviews/{chatting['id']}").json()["paused_at"] is None
+    clock.advance(hours=20)
+    sweep(database)
+    assert [e.object_id for e in events_of(database, project_id, EventType.review_overdue)] == [
+        chatting["id"]
+    ]
+    listed = admin.get("/api/v1/hitl/reviews", params={"project_id": project_id, "overdue": "true"}).json()
+    assert [r["id"] for r in listed["reviews"]] == [chatting["id"]]
+    # The policy stops pausing: the clock resumes, its due time moved on by the 20 hours it was paused.
+    put_policy(admin, project_id, pause_when_waiting=False)
+    sweep(database)
+    resumed = admin.get(f"/api/v1/hitl/reviews/{waiting['id']}").json()
+    assert resumed["paused_at"] is None
+    moved = parse(resumed["due_at"]) - parse(waiting["due_at"])
+    assert timedelta(hours=19, minutes=59) < moved < timedelta(hours=20, minutes=1)
+    with database.transaction(write=False) as session:
+        overdue = session.execute(
+            select(func.count()).where(Review.project_id == project_id, Review.overdue_sent_at.is_not(None))
+        ).scalar_one()
+    assert overdue == 1
+
+
+def test_the_overdue_count_is_exact_whether_counted_directly_or_as_pending_less_what_is_not_overdue(
+    admin: httpx.Client, database: Database, tenant: Tenant, clock: Clock
+) -> None:
+    """Four reviews due in 10 hours, two queued 5 hours later; two of the first four wait on a ticket (their
+    clocks paused) and one of those is decided. Eleven hours on: two are overdue (b and d), however counted."""
+    project_id = make_project(admin)
+    put_policy(admin, project_id, pause_when_waiting=True)
+    a, b, c, d = (enqueue(admin, project_id, span_id=name)["id"] for name in "abcd")
+    link_ticket(database, tenant, a)
+    link_ticket(database, tenant, c, kind="zendesk")
+    clock.advance(hours=1)
+    sweep(database)  # a and c pause
+    clock.advance(hours=4)
+    enqueue(admin, project_id, span_id="e")
+    enqueue(admin, project_id, span_id="f")
+    admin.post(
+        f"/api/v1/hitl/reviews/{a}/feedback",
+        json={"classification": "compliant", "reasoning": "Fine.", "reviewer": "alice@bank.example"},
+    ).raise_for_status()
+    now = clock.advance(hours=6)
+    with database.transaction(write=False) as session:
+        counted = {
+            directly: sla.overdue_count(session, project_id=project_id, now=now, counted_directly=directly)
+            for directly in (0, 1, 2, 100)
+        }
+    assert counted == {0: 2, 1: 2, 2: 2, 100: 2}
+    report = admin.get(f"/api/v1/projects/{project_id}/sla-report").json()
+    assert (report["overdue_count"], sorted(r["id"] for r in report["overdue"])) == (2, sorted([b, d]))
+    # Another project's paused review is not this one's.
+    other = make_project(admin, "other")
+    put_policy(admin, other, pause_when_waiting=True)
+    late = enqueue(admin, other, span_id="late")["id"]
+    link_ticket(database, tenant, late, kind="servicenow")
+    clock.advance(hours=1)
+    sweep(database)
+    now = clock.advance(hours=12)
+    with database.transaction(write=False) as session:
+        # e and f are now overdue too; the other project's one review waits on its ticket.
+        assert sla.overdue_count(session, project_id=project_id, now=now, counted_directly=0) == 4
+        assert sla.overdue_count(session, project_id=other, now=now, counted_directly=0) == 0
+    assert c
