@@ -173,9 +173,10 @@ _KEPT = ("subscriber_positions", "instance_settings")
 
 
 def wipe(database: Database) -> None:
-    """Delete every row, keeping the schema: the next test starts from an empty, migrated database. The live
-    server's worker keeps polling meanwhile: on PostgreSQL, TRUNCATE and a poll can deadlock, and PostgreSQL
-    then aborts one of them; when it aborts the TRUNCATE, it is simply done again."""
+    """Delete every row, keeping the schema: the next test starts from an empty, migrated database. DELETE, not
+    TRUNCATE: on a test's few rows PostgreSQL's TRUNCATE costs 0.12 s (new files for every table), DELETE
+    0.01 s, over 388 tests. The live server's worker keeps polling meanwhile; should PostgreSQL find the two
+    deadlocked and abort the wipe, it is simply done again."""
     for attempt in range(5):
         try:
             _wipe(database)
@@ -188,12 +189,8 @@ def wipe(database: Database) -> None:
 def _wipe(database: Database) -> None:
     tables = [table for table in Base.metadata.sorted_tables if table.name not in _KEPT]
     with database.transaction() as session:
-        if database.dialect == "postgresql":
-            names = ", ".join(f'"{table.name}"' for table in tables)
-            session.execute(text(f"TRUNCATE {names} CASCADE"))
-        else:
-            for table in reversed(tables):
-                session.execute(table.delete())
+        for table in reversed(tables):  # those that refer to others first
+            session.execute(table.delete())
         session.execute(
             text(
                 "UPDATE subscriber_positions SET position = 0, failures = 0, retry_at = NULL, last_error = NULL"

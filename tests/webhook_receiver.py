@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +49,7 @@ class WebhookReceiver:
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
+        self._released = threading.Event()
         self.app = Starlette(routes=[Route("/{path:path}", self._receive, methods=["POST"])])
 
     def reset(self) -> None:
@@ -56,6 +58,11 @@ class WebhookReceiver:
             self.plan = []
             self.received = []
             self.slow_seconds = 3.0
+        self._released.clear()
+
+    def release(self) -> None:
+        """End the slow answers now (a server waits for its open requests before it stops)."""
+        self._released.set()
 
     def verified(self) -> list[Received]:
         with self._lock:
@@ -75,6 +82,8 @@ class WebhookReceiver:
             answer: int | str = self.plan.pop(0) if self.plan else 200
             self.received.append(Received(request.url.path, headers, body, verified, answer))
         if answer == "slow":
-            await asyncio.sleep(self.slow_seconds)
+            deadline = time.monotonic() + self.slow_seconds
+            while time.monotonic() < deadline and not self._released.is_set():
+                await asyncio.sleep(0.05)
             answer = 200
         return PlainTextResponse(f"answered {answer}", status_code=int(answer))

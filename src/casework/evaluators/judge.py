@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
-import openai
-from openai import AsyncOpenAI
+
+if TYPE_CHECKING:
+    from openai import AsyncOpenAI
 
 from casework.definitions import (
     AMBIGUOUS,
@@ -63,8 +65,13 @@ def judge_client(*, timeout: float = 60.0, max_retries: int = 3, **options: Any)
     """An ``AsyncOpenAI`` client on the aiohttp transport (``openai[aiohttp]``), which the client documents for
     many concurrent calls. On its default transport a judge call cost the server 1.7 ms of CPU, over a third of
     an evaluation's; on aiohttp, about half that (bench/memory.py, py-spy). ``options`` are the client's own
-    (``api_key``, ``base_url``); left out, it reads OPENAI_API_KEY and OPENAI_BASE_URL."""
-    return AsyncOpenAI(
+    (``api_key``, ``base_url``); left out, it reads OPENAI_API_KEY and OPENAI_BASE_URL.
+
+    ``openai`` is imported here, not at the top: its thousand typed models cost a second to import, which a
+    server without a judge model (and every CLI command) need not pay."""
+    import openai
+
+    return openai.AsyncOpenAI(
         max_retries=max_retries,
         timeout=timeout,
         http_client=openai.DefaultAioHttpClient(timeout=timeout),
@@ -83,6 +90,10 @@ class LLMJudge:
     def from_environment(cls, *, default_model: str = DEFAULT_MODEL, timeout: float = 60.0) -> LLMJudge:
         """Reads OPENAI_API_KEY and OPENAI_BASE_URL, as the openai client does. With no key, the judge is
         absent and LLM evaluations record an error saying so (the precedent evaluator still works)."""
+        if not os.environ.get("OPENAI_API_KEY"):  # what the client itself would refuse, without importing it
+            return cls(None, default_model=default_model)
+        import openai
+
         try:
             return cls(judge_client(timeout=timeout), default_model=default_model)
         except openai.OpenAIError:
@@ -101,6 +112,8 @@ class LLMJudge:
             raise JudgeError(
                 "No judge model is configured: set OPENAI_API_KEY (and OPENAI_BASE_URL for another endpoint)."
             )
+        import openai  # loaded with the client (judge_client)
+
         reeval = memories is not None
         system = render(
             definition.reeval_system_prompt if reeval else definition.evaluation_system_prompt,

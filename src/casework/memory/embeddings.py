@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import httpx
-import openai
-from openai import AsyncOpenAI
+
+if TYPE_CHECKING:
+    from openai import AsyncOpenAI
 
 
 class EmbeddingError(Exception):
@@ -22,6 +24,8 @@ class Embedder:
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
         if not texts:
             return []
+        import openai  # loaded with the client; a second to import, so not at start-up
+
         try:
             response = await self.client.post(
                 "/embeddings", cast_to=httpx.Response, body={"model": self.model, "input": list(texts)}

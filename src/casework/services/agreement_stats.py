@@ -18,10 +18,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import krippendorff
 import numpy as np
-from sklearn.metrics import cohen_kappa_score
-from statsmodels.stats.inter_rater import fleiss_kappa
+
+# krippendorff, scikit-learn and statsmodels are imported where they are used: together they cost about 1.5 s
+# to import (scipy), which every `casework` start would otherwise pay before it answers its first request.
 
 BOOTSTRAP_SAMPLES = 500
 BOOTSTRAP_SEED = 20261202
@@ -116,6 +116,8 @@ def krippendorff_alpha(counts: np.ndarray, level: Level = "nominal") -> float:
         return math.nan
     if np.count_nonzero(counts.sum(axis=0)) < 2:  # one category only: no variation to agree on
         return math.nan
+    import krippendorff
+
     return float(
         krippendorff.alpha(
             value_counts=counts, value_domain=list(range(counts.shape[1])), level_of_measurement=level
@@ -146,6 +148,8 @@ def _fleiss_batched(patterns: np.ndarray, weights: np.ndarray) -> np.ndarray:
 def _fleiss(counts: np.ndarray) -> float:
     if counts.shape[0] < 1 or np.count_nonzero(counts.sum(axis=0)) < 2:
         return math.nan
+    from statsmodels.stats.inter_rater import fleiss_kappa
+
     return float(fleiss_kappa(counts, method="fleiss"))
 
 
@@ -323,6 +327,8 @@ def judge_vs_human(
         confusion[j][h] += 1
     kappa = None
     if pairs and len(set(judged) | set(human)) >= 2:
+        from sklearn.metrics import cohen_kappa_score
+
         kappa = _finite(float(cohen_kappa_score(judged, human, labels=names)))
     return {
         "items": len(pairs),

@@ -298,24 +298,12 @@ class Worker:
             while await self.db(outbox.unsequenced, write=False):
                 if await self.db(outbox.sequence, write=True) < SEQUENCE_BATCH:
                     break
-            by_name = {s.name: s for s in self.subscribers}
-            due = await self.db(dispatch.behind, write=False, names=list(by_name))
-            for name in due:
-                while not self._stopping:
-                    try:
-                        read = await self.db(dispatch.dispatch, write=True, subscriber=by_name[name])
-                    except Exception as exc:
-                        logger.exception("subscriber %s failed; it will retry from where it stopped", name)
-                        with contextlib.suppress(Exception):
-                            await self.db(
-                                dispatch.record_failure,
-                                write=True,
-                                name=name,
-                                error=f"{type(exc).__name__}: {exc}",
-                            )
-                        break
-                    if read < dispatch.BATCH:
-                        break
+            names = [s.name for s in self.subscribers]
+            due = await self.db(dispatch.behind, write=False, names=names)
+            while due and not self._stopping:
+                serving = [s for s in self.subscribers if s.name in due]
+                if await self.db(dispatch.dispatch, write=True, subscribers=serving) < dispatch.BATCH:
+                    break
         except Exception:
             logger.exception("serving subscribers failed; retrying in %s s", self.poll_seconds)
         finally:
