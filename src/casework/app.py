@@ -34,10 +34,12 @@ def create_app(
     owns_database = database is None
     db = database or Database.from_url(settings.effective_database_url, pool_size=settings.db_pool_size)
     box = SecretBox(load_key(settings.secret_key, settings.home))
-    # Database threads: the requests' (app.state.database_threads), and a share of them for the evaluation runner
-    # and the embedded worker. On one limiter, a burst of background work took every thread and requests queued
-    # behind it: feedback p50 37 ms and p99 203 ms with the worker busy, 18 and 45 ms with half the threads kept
-    # for requests (SQLite, one reviewer deciding while memory passes run).
+    # Database threads: the requests' (app.state.database_threads), and one of its own for the evaluation runner
+    # and the embedded worker. On one shared limiter, a burst of background work took every thread and requests
+    # queued behind it (SQLite, one reviewer deciding while memory passes ran: feedback p50 37 ms, p99 203 ms;
+    # with a thread of its own, 18 and 45 ms). More than one background thread lets memory's scoring hold
+    # Python's GIL against the requests (PostgreSQL, 100,000 reviews: feedback p50 101 ms and bulk of 1,000
+    # 81 s with five, 22 ms and 16 s with one). More background capacity: `casework worker` processes.
     threads: list[CapacityLimiter] = []
 
     def limiter() -> CapacityLimiter | None:
@@ -48,8 +50,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        requests = settings.database_threads_for(db.dialect)
-        threads.extend((CapacityLimiter(requests), CapacityLimiter(max(1, requests // 2))))
+        threads.extend((CapacityLimiter(settings.database_threads_for(db.dialect)), CapacityLimiter(1)))
         app.state.database_threads = threads[0]
         app.state.secret_key_problem = None
         try:  # a process with another key fails at start, before it serves anything
