@@ -10,6 +10,7 @@ from datetime import timedelta
 import pytest
 from anyio import CapacityLimiter
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from casework.db.engine import Database
 from casework.db.models import Event, Job, SubscriberPosition
@@ -117,8 +118,9 @@ def test_a_failing_subscriber_blocks_no_other_and_resumes_where_it_stopped(
     def steady(session: object, batch: list[Event]) -> None:
         seen["steady"].extend(e.object_id for e in batch)
 
-    def fragile(session: object, batch: list[Event]) -> None:
+    def fragile(session: Session, batch: list[Event]) -> None:
         if failing[0]:
+            queue_job(session, kind="half-done")  # written, then the failure: it must not stay
             raise RuntimeError("the integration's database row is locked")
         seen["fragile"].extend(e.object_id for e in batch)
 
@@ -132,6 +134,7 @@ def test_a_failing_subscriber_blocks_no_other_and_resumes_where_it_stopped(
         position = session.get_one(SubscriberPosition, "fragile")
         assert position.failures == 1 and "locked" in (position.last_error or "")
         assert position.retry_at is not None and position.retry_at > utcnow()
+        assert session.execute(select(Job).where(Job.kind == "half-done")).first() is None
         session.execute(
             update(SubscriberPosition)
             .values(retry_at=utcnow() - timedelta(seconds=1))
