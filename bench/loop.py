@@ -397,14 +397,24 @@ def report(dataset: DataSet, result: Replay) -> str:
         f"- Retrieval recall@5 against scoring every control (200 interactions): {pct(result.recall_at_5)} (target: within 2 points of 100%).",
         f"- Replayed in {result.seconds:.0f} s.",
     ]
-    bins: dict[int, list[bool]] = {}
+    bins: dict[int, list[tuple[float, bool]]] = {}
     for confidence, correct in result.reliability:
-        bins.setdefault(min(int(confidence * 10), 9), []).append(correct)
-    reliability = ["| memory's confidence | verdicts | right |", "|---|---|---|"]
+        bins.setdefault(min(int(confidence * 10), 9), []).append((confidence, correct))
+    reliability = ["| memory's confidence | verdicts | mean confidence | right |", "|---|---|---|---|"]
+    gap = 0.0
     for b in sorted(bins):
         values = bins[b]
+        shown = sum(c for c, _ in values) / len(values)
+        right = sum(ok for _, ok in values) / len(values)
+        gap += abs(shown - right) * len(values)
         reliability.append(
-            f"| {b / 10:.1f}-{(b + 1) / 10:.1f} | {len(values):,} | {pct(sum(values) / len(values))} |"
+            f"| {b / 10:.1f}-{(b + 1) / 10:.1f} | {len(values):,} | {pct(shown)} | {pct(right)} |"
+        )
+    if result.reliability:
+        reliability.append(
+            f"\nExpected calibration error (the verdict-weighted gap between confidence and share right): "
+            f"{gap / len(result.reliability):.3f}. Each confidence was shown before the expert decided: the "
+            "calibration had not seen the decision it is checked against."
         )
     return (
         f"### {dataset.name}\n\n"

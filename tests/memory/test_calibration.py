@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import random
+from collections.abc import Callable
 
 import pytest
 
@@ -11,7 +13,6 @@ from casework.memory.calibration import (
     calibrate,
     fewest_samples,
     interval,
-    isotonic_steps,
     threshold_for,
 )
 
@@ -69,16 +70,64 @@ def test_thresholds_are_per_classification_and_errors_on_one_do_not_pass_the_oth
     assert calibration.coverage == pytest.approx(200 / 380)
 
 
-def test_calibrated_confidence_says_how_often_it_was_right() -> None:
-    rng = random.Random(4)
+def _sigmoid(z: float) -> float:
+    return 1 / (1 + math.exp(-z))
+
+
+def _votes(n: int, seed: int, right_at: Callable[[float], float], label: str = "x") -> list[Sample]:
+    """Raw vote shares between 0.5 and 1, right with probability ``right_at(score)``."""
+    rng = random.Random(seed)
     found = []
-    for _ in range(4000):
-        score = rng.random()
-        right = rng.random() < 0.5 + score / 2  # truly right (1 + score) / 2 of the time
-        found.append(Sample(score, "x", right))
-    steps = isotonic_steps(found)
-    assert [p for _, p in steps] == sorted(p for _, p in steps)  # more sure, never less often right
+    for _ in range(n):
+        score = 0.5 + rng.random() / 2
+        found.append(Sample(score, label, rng.random() < right_at(score)))
+    return found
+
+
+def test_calibrated_confidence_says_how_often_it_was_right_on_decisions_it_has_not_seen() -> None:
+    # An overconfident vote share: right far less often than it says.
+    def truly(score: float) -> float:
+        return _sigmoid(0.5 * math.log(score / (1 - score)) - 0.4)
+
+    calibration = calibrate(_votes(2000, 4, truly), target=0.97, options=["x"])
+    unseen = _votes(20000, 5, truly)
+    by_confidence: dict[int, list[tuple[float, bool]]] = {}
+    for sample in unseen:
+        shown = calibration.confidence(sample.score, "x")
+        by_confidence.setdefault(int(shown * 20), []).append((shown, sample.correct))
+    checked = 0
+    for found in by_confidence.values():
+        if len(found) >= 1000:
+            shown = sum(c for c, _ in found) / len(found)
+            assert sum(right for _, right in found) / len(found) == pytest.approx(shown, abs=0.04)
+            checked += 1
+    assert checked >= 2
+    assert calibration.calibrated("x")
+
+
+def test_each_classification_is_calibrated_on_its_own() -> None:
+    # The same vote shares; memory saying "fail" is right 90% of the time, saying "pass" 40%.
+    found = _votes(300, 6, lambda _: 0.9, "fail") + _votes(300, 7, lambda _: 0.4, "pass")
+    calibration = calibrate(found, target=0.97, options=["pass", "fail"])
+    assert calibration.confidence(0.7, "fail") == pytest.approx(0.9, abs=0.05)
+    assert calibration.confidence(0.7, "pass") == pytest.approx(0.4, abs=0.06)
+
+
+def test_with_little_evidence_the_raw_score_moves_only_a_little() -> None:
+    calibration = calibrate([], target=0.97, options=["x"])
+    assert calibration.confidence(0.8, "x") == 0.8 and not calibration.calibrated("x")
+    # Three wrong answers do not prove memory is always wrong: the prior holds most of the score.
+    few = calibrate([Sample(0.8, "x", False)] * 3, target=0.97, options=["x"])
+    assert 0.3 < few.confidence(0.8, "x") < 0.8 and not few.calibrated("x")
+
+
+def test_the_reliability_diagram_counts_the_evidence() -> None:
+    found = _votes(500, 8, lambda score: score) + [Sample(0.3, None, False)] * 20  # nothing to say: left out
     calibration = calibrate(found, target=0.97, options=["x"])
-    for score in (0.1, 0.5, 0.9):
-        assert calibration.confidence(score) == pytest.approx(0.5 + score / 2, abs=0.08)
-    assert isotonic_steps(found[:10]) == ()  # too little evidence: the raw score stands
+    bins = calibration.reliability
+    assert sum(b.decisions for b in bins) == 500
+    assert [b.score_from for b in bins] == [0.5, 0.6, 0.7, 0.8, 0.9]
+    for b in bins:
+        inside = [s for s in found if s.predicted and b.score_from <= s.score < b.score_to]
+        assert b.right == pytest.approx(sum(s.correct for s in inside) / len(inside), abs=1e-4)
+        assert b.confidence == pytest.approx(b.right, abs=0.1)

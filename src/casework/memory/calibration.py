@@ -8,20 +8,34 @@ the search stops at the first that fails (fixed-sequence testing, as in "Trust o
 ICLR 2025), so the threshold found carries the guarantee; testing every threshold and keeping the lowest that
 passes would not. With no such threshold, that classification is never decided alone: memory suggests.
 
-Scores are also mapped to calibrated confidences (isotonic regression of being right on the score), so that
-among decisions shown at confidence c, about c are right.
+Scores are also mapped to calibrated confidences, so that among decisions shown at confidence c, about c are
+right. Per classification, a logistic recalibration of the raw score (Platt scaling, with the raw score as its
+offset): ``logit(confidence) = logit(score) + shift + tilt * logit(score)``, fitted to the evidence with a
+ridge prior that holds the correction at zero until evidence outweighs it. Two parameters per classification
+rather than an isotonic step function: isotonic regression overfits the hundreds of samples a project has
+(its top step, fitted on a handful of right answers, promised 100% where 84% were right; replayed on public
+data in time order, bench/loop.py), while the shift learns at once what a vote share cannot know, how often a
+classification is right at all. Each classification separately: memory saying the rare one is usually wrong
+more often than memory saying the common one.
 """
 
 from __future__ import annotations
 
-import bisect
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
+from typing import Any
 
 MIN_SAMPLES = 30
 CONFIDENCE_LEVEL = 0.95
+# The recalibration's ridge prior, as penalties on the log-likelihood of the evidence: weak on the shift (the
+# share right, learnt from tens of samples), stronger on the tilt (the score's slope, which needs more). Chosen by
+# prequential replay (each sample predicted from the evidence before it) on HaluEval and DICES, where it cut the
+# expected calibration error from 0.024 and 0.106 (isotonic) to 0.008 and 0.051.
+SHIFT_PENALTY = 2.0
+TILT_PENALTY = 10.0
+RELIABILITY_BINS = 10
 
 
 @dataclass(frozen=True)
@@ -73,6 +87,68 @@ class ClassEvidence:
         return interval(self.right_above, self.above) if self.above else None
 
 
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-3), 1 - 1e-3)
+    return math.log(p / (1 - p))
+
+
+@dataclass(frozen=True)
+class Recalibration:
+    """``logit(confidence) = logit(score) + shift + tilt * logit(score)``: the identity until fitted."""
+
+    shift: float = 0.0
+    tilt: float = 0.0
+
+    def __call__(self, score: float) -> float:
+        z = _logit(score)
+        return 1 / (1 + math.exp(-(z + self.shift + self.tilt * z)))
+
+
+def recalibrate(samples: Sequence[Sample]) -> Recalibration:
+    """The maximum a posteriori fit of "was right" on the raw score: Newton's method on two parameters, each
+    step halved until the (convex) objective falls."""
+    if not samples:
+        return Recalibration()
+    import numpy as np
+
+    z = np.array([_logit(s.score) for s in samples])
+    y = np.array([1.0 if s.correct else 0.0 for s in samples])
+    x = np.stack([np.ones_like(z), z], axis=1)
+    penalty = np.diag([2 * SHIFT_PENALTY, 2 * TILT_PENALTY])
+
+    def objective(w: Any) -> float:
+        eta = z + x @ w
+        return float(np.sum(np.logaddexp(0, eta) - y * eta) + w @ penalty @ w / 2)
+
+    w = np.zeros(2)
+    current = objective(w)
+    for _ in range(100):
+        p = 1 / (1 + np.exp(-(z + x @ w)))
+        gradient = x.T @ (p - y) + penalty @ w
+        hessian = (x * (p * (1 - p))[:, None]).T @ x + penalty
+        step = np.linalg.solve(hessian, gradient)
+        scale = 1.0
+        while scale > 1e-6 and objective(w - scale * step) > current:
+            scale /= 2
+        w = w - scale * step
+        current = objective(w)
+        if float(np.abs(scale * step).max()) < 1e-9:
+            break
+    return Recalibration(shift=round(float(w[0]), 6), tilt=round(float(w[1]), 6))
+
+
+@dataclass(frozen=True)
+class ReliabilityBin:
+    """Decisions whose raw score fell in [score_from, score_to): how many, the share right, and the mean
+    calibrated confidence shown for them."""
+
+    score_from: float
+    score_to: float
+    decisions: int
+    right: float
+    confidence: float
+
+
 @dataclass(frozen=True)
 class CurvePoint:
     threshold: float
@@ -87,8 +163,7 @@ class Calibration:
     target: float
     samples: int
     classes: dict[str, ClassEvidence]
-    # Isotonic map from raw score to the share that were right: (score, probability) steps.
-    steps: tuple[tuple[float, float], ...] = ()
+    maps: dict[str, Recalibration] = field(default_factory=dict)  # per classification
     evidence: tuple[Sample, ...] = field(default=(), repr=False, compare=False)
 
     @cached_property
@@ -101,13 +176,37 @@ class Calibration:
         found = self.classes.get(classification)
         return found is not None and found.threshold is not None and score >= found.threshold
 
-    def confidence(self, score: float) -> float:
-        """The calibrated confidence of a raw score; the raw score itself until there is enough evidence."""
-        if not self.steps:
-            return score
-        scores = [s for s, _ in self.steps]
-        index = bisect.bisect_right(scores, score) - 1
-        return self.steps[max(index, 0)][1]
+    def confidence(self, score: float, classification: str) -> float:
+        """The calibrated confidence of a raw score for this classification (the raw score with no evidence)."""
+        return round(self.maps.get(classification, Recalibration())(score), 4)
+
+    def calibrated(self, classification: str) -> bool:
+        """Whether the confidence of this classification rests on at least ``MIN_SAMPLES`` past decisions."""
+        found = self.classes.get(classification)
+        return found is not None and found.samples >= MIN_SAMPLES
+
+    @cached_property
+    def reliability(self) -> list[ReliabilityBin]:
+        """The evidence as a reliability diagram: per tenth of the raw score, the share right beside the
+        confidence shown."""
+        bins: dict[int, list[Sample]] = {}
+        for sample in self.evidence:
+            if sample.predicted is not None:
+                bins.setdefault(min(int(sample.score * RELIABILITY_BINS), RELIABILITY_BINS - 1), []).append(
+                    sample
+                )
+        return [
+            ReliabilityBin(
+                score_from=index / RELIABILITY_BINS,
+                score_to=(index + 1) / RELIABILITY_BINS,
+                decisions=len(found),
+                right=round(sum(s.correct for s in found) / len(found), 4),
+                confidence=round(
+                    sum(self.confidence(s.score, str(s.predicted)) for s in found) / len(found), 4
+                ),
+            )
+            for index, found in sorted(bins.items())
+        ]
 
     @property
     def coverage(self) -> float:
@@ -135,25 +234,6 @@ def threshold_for(samples: Sequence[Sample], target: float) -> tuple[float | Non
     return best
 
 
-def isotonic_steps(samples: Sequence[Sample]) -> tuple[tuple[float, float], ...]:
-    """Pool-adjacent-violators fit of "was right" on score: a non-decreasing step function."""
-    decided = sorted((s.score, 1.0 if s.correct else 0.0) for s in samples if s.predicted is not None)
-    if len(decided) < MIN_SAMPLES:
-        return ()
-    from sklearn.isotonic import IsotonicRegression
-
-    scores = [score for score, _ in decided]
-    fitted = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit_transform(
-        scores, [right for _, right in decided]
-    )
-    steps: list[tuple[float, float]] = []
-    # As Python floats (the same values): comparing numpy scalars one by one was most of a recalibration.
-    for score, value in zip(scores, fitted.tolist(), strict=True):
-        if not steps or value != steps[-1][1]:
-            steps.append((score, round(value, 4)))
-    return tuple(steps)
-
-
 def calibrate(samples: Sequence[Sample], *, target: float, options: Sequence[str]) -> Calibration:
     classes = {}
     for option in options:
@@ -164,7 +244,7 @@ def calibrate(samples: Sequence[Sample], *, target: float, options: Sequence[str
         target=target,
         samples=len(samples),
         classes=classes,
-        steps=isotonic_steps(samples),
+        maps={option: recalibrate([s for s in samples if s.predicted == option]) for option in options},
         evidence=tuple(samples),
     )
 

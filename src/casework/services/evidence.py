@@ -239,7 +239,7 @@ def summary_record(
     for option in definition.options:
         found = calibration.classes[option]
         lower, upper = found.interval or (0.0, 1.0)
-        shown = calibration.confidence(found.threshold) if found.threshold is not None else None
+        shown = calibration.confidence(found.threshold, option) if found.threshold is not None else None
         classes.append(
             {
                 "classification": option,
@@ -277,6 +277,6 @@ def summary_record(
         "coverage": round(calibration.coverage, 4),
         "classes": classes,
         "curve": [point.__dict__ for point in calibration.curve],
-        "reliability": [{"score_from": score, "right": right} for score, right in calibration.steps],
+        "reliability": [point.__dict__ for point in calibration.reliability],
         "summary": "; ".join(sentences) + ".",
     }

@@ -345,7 +345,7 @@ class EvaluationRunner:
             return await self.memory_decision(definition, project_id, interaction)
         return MemoryDecision(
             classification=verdict.classification,
-            confidence=round(calibration.confidence(verdict.confidence), 4),
+            confidence=calibration.confidence(verdict.confidence, verdict.classification),
             score=verdict.confidence,
             explanation=verdict.explanation,
             votes=[
@@ -354,7 +354,7 @@ class EvaluationRunner:
             ],
             decides_alone=decides_alone,
             spot_check_rate=self._rate(definition.spot_check_rate),
-            calibrated=bool(calibration.steps),
+            calibrated=calibration.calibrated(verdict.classification),
         )
 
     def _rate(self, rate: float | None) -> float:

@@ -219,9 +219,12 @@ class CurvePointPublic(BaseModel):
     upper: float
 
 
-class ReliabilityStep(BaseModel):
+class ReliabilityBin(BaseModel):
     score_from: float
-    right: float = Field(description="Share right among decisions from this raw score up to the next step.")
+    score_to: float
+    decisions: int
+    right: float = Field(description="Share right among the past decisions with a raw score in this bin.")
+    confidence: float = Field(description="The mean calibrated confidence shown for those decisions.")
 
 
 class EvidencePublic(BaseModel):
@@ -232,7 +235,9 @@ class EvidencePublic(BaseModel):
     coverage: float = Field(description="Share of the past decisions that would have been decided alone.")
     classes: list[ClassEvidencePublic]
     curve: list[CurvePointPublic] = Field(description="Precision against coverage as the threshold falls.")
-    reliability: list[ReliabilityStep]
+    reliability: list[ReliabilityBin] = Field(
+        description="A reliability diagram of the evidence, per tenth of the raw score."
+    )
     summary: str
 
 
