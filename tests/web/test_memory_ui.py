@@ -175,6 +175,39 @@ def test_memory_s_suggestion_is_shown_pre_selected_only_when_strong_and_accepted
     expect(page.locator("#shortcuts")).to_contain_text("accept memory's suggestion")
 
 
+def test_a_suggestion_that_arrives_while_the_review_is_open_appears_and_the_queue_marks_it(
+    page: Page, database: Database, tenant: Tenant, admin: httpx.Client, project_id: str, settled: Any
+) -> None:
+    waiting, other = (enqueue(admin, project_id, query=f"Question {i}")["id"] for i in range(2))
+    settled()
+    page.goto(login_link(database, tenant))
+    page.goto(f"/reviews/{waiting}")
+    expect(page.get_by_role("group", name="Your decision")).to_be_visible()
+    expect(page.locator("[data-suggestion]")).to_have_count(0)
+    page.locator("#reasoning").fill("Still reading")
+
+    # A colleague's decision on a look-alike: the memory pass attaches its suggestion to the open review.
+    control_id = write_control(admin, project_id, "non_compliant", "Promising returns breaks the policy.")
+    memory_concludes(database, waiting, "non_compliant", confidence=0.7, control_id=control_id)
+    memory_concludes(database, other, "non_compliant", confidence=0.64, control_id=control_id)
+    suggestion = page.locator("[data-suggestion]")
+    expect(suggestion).to_contain_text("non_compliant, confidence 0.70")  # without a reload
+    expect(suggestion.get_by_role("link")).to_have_attribute("href", f"/controls/{control_id}")
+    expect(page.locator("input[name=classification]:checked")).to_have_count(
+        0
+    )  # not strong: not pre-selected
+    expect(page.locator("#reasoning")).to_have_value("Still reading")  # what was typed stays
+    page.locator("#reasoning").blur()
+    page.keyboard.press("a")
+    expect(page.locator('[data-option="2"]')).to_be_checked()
+    expect(page.locator("label.option").nth(1)).to_contain_text("memory's suggestion")
+
+    page.goto(f"/projects/{project_id}/queue")
+    expect(page.locator(f'tr[data-href="/reviews/{other}"] [data-queue-suggestion]')).to_have_text(
+        "memory suggests non_compliant 0.64"
+    )
+
+
 def test_typed_reasoning_survives_memory_deciding_while_the_page_is_open(
     page: Page,
     database: Database,

@@ -132,6 +132,7 @@ class QueueRow:
     review: Review
     routing: Routing
     deciding: str | None = None  # another person who has it open now
+    suggestion: Suggestion | None = None  # memory's, on a pending review that shows one
 
 
 @dataclass
@@ -162,6 +163,7 @@ def queue_page(
                 holder_name(r.claimed_by or "")
                 if review_service.claimed_by_other(r, principal.identity, now)
                 else None,
+                _suggestion(session, r, controls=False) if _shows_suggestion(r) else None,
             )
             for r in page.reviews
         ],
@@ -214,6 +216,7 @@ class ReviewPage:
     routing: Routing | None = None
     claim: Claim | None = None
     suggestion: Suggestion | None = None
+    watch_suggestion: bool = False
     # Several reviewers: the decisions this person may see (blind until they gave theirs), and whether theirs is in.
     decisions: list[Decision] = field(default_factory=list)
     decisions_hidden: bool = False
@@ -245,9 +248,16 @@ def _claim(session: Session, principal: Principal, review: Review, *, take: bool
     )
 
 
-def _suggestion(session: Session, review: Review) -> Suggestion | None:
-    """Memory's suggestion, with the controls it rests on (looked for in the review's own project only). A
-    spot check never shows one: the check is blind."""
+def _shows_suggestion(review: Review) -> bool:
+    """Whether people see memory's suggestion on this review: only while it is pending, and never on a spot
+    check (the check is blind) or on a review several people decide independently (their agreement is
+    measured: a suggestion, pre-selected when strong, would steer each of them the same way)."""
+    return review.status == "pending" and review.kind != "spot_check" and review.reviewers_required == 1
+
+
+def _suggestion(session: Session, review: Review, *, controls: bool = True) -> Suggestion | None:
+    """Memory's suggestion, with the controls it rests on (looked for in the review's own project only; none
+    with ``controls=False``, as the queue's rows need)."""
     stored = review.suggestion
     if review.kind == "spot_check" or not isinstance(stored, dict):
         return None
@@ -256,13 +266,17 @@ def _suggestion(session: Session, review: Review) -> Suggestion | None:
         return None
     confidence = stored.get("confidence")
     named = stored.get("control_ids")
-    ids = [i for i in named if isinstance(i, str)][:50] if isinstance(named, list) else []
-    found = {
-        c.id: c
-        for c in session.execute(
-            select(Control).where(Control.project_id == review.project_id, Control.id.in_(ids))
-        ).scalars()
-    }
+    ids = [i for i in named if isinstance(i, str)][:50] if isinstance(named, list) and controls else []
+    found = (
+        {
+            c.id: c
+            for c in session.execute(
+                select(Control).where(Control.project_id == review.project_id, Control.id.in_(ids))
+            ).scalars()
+        }
+        if ids
+        else {}
+    )
     explanation = stored.get("explanation")
     return Suggestion(
         classification=classification,
@@ -321,15 +335,20 @@ def review_page(session: Session, *, principal: Principal, review_id: str, claim
         previous_id=neighbours[0],
         routing=why_queued(review, evaluator.ambiguity_threshold if evaluator else None),
         claim=held,
-        # Several reviewers decide independently (their agreement is measured): memory's suggestion, pre-selected
-        # when strong, would steer each of them the same way, so it is not shown to them.
-        suggestion=_suggestion(session, review)
-        if review.status == "pending" and review.reviewers_required == 1
-        else None,
+        suggestion=_suggestion(session, review) if _shows_suggestion(review) else None,
+        # No suggestion yet: the page asks for one while it is open (the memory pass of a decision just made
+        # attaches it to its look-alikes a moment later).
+        watch_suggestion=_shows_suggestion(review) and _suggestion(session, review, controls=False) is None,
         decisions=[d for d in view.decisions if d.status == "submitted"],
         decisions_hidden=view.hidden,
         decided_by_me=review_service.has_submitted(session, review, principal),
     )
+
+
+def suggestion_now(session: Session, *, principal: Principal, review_id: str) -> Suggestion | None:
+    """Memory's suggestion on a review as it stands, for an open review page waiting for one (reads only)."""
+    review = review_service.get_review(session, principal=principal, review_id=review_id)
+    return _suggestion(session, review) if _shows_suggestion(review) else None
 
 
 def renew_claim(session: Session, *, principal: Principal, review_id: str) -> Review:

@@ -226,6 +226,16 @@ async def _review_response(
     )
 
 
+@router.get("/reviews/{review_id}/suggestion")
+async def suggestion(request: Request, db: Db, caller: Viewer, review_id: str) -> Response:
+    """Memory's suggestion as a fragment of the review page, for the open page to show when it arrives (app.js);
+    204 while there is none."""
+    found = await db(pages.suggestion_now, principal=caller.principal, review_id=review_id)
+    if found is None:
+        return Response(status_code=204)
+    return render(request, "_suggestion.html", s=found)
+
+
 @router.post("/reviews/{review_id}/claim")
 async def renew_claim(db: Db, caller: Viewer, review_id: str, csrf: Annotated[str, Form()] = "") -> Response:
     """The open review page renews its claim every few minutes (app.js): the new end, for its release."""

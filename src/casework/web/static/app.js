@@ -68,6 +68,39 @@
     });
   }
 
+  // A pending review opened before memory had a suggestion for it (the memory pass of the decision just made
+  // runs a moment later): ask every 1.5 s for two minutes, and show it when it comes. It marks the option for
+  // `a`, and pre-selects it only when strong and the reviewer has chosen nothing yet.
+  const watch = document.querySelector("[data-suggestion-watch]");
+  if (watch) {
+    let tries = 0;
+    const again = () => { if (++tries < 80) setTimeout(look, 1500); };
+    const show = (html) => {
+      const box = document.createElement("div");
+      box.innerHTML = html; // the server's own template, escaped by Jinja
+      const section = box.querySelector("[data-suggestion]");
+      if (!section) return again();
+      watch.replaceWith(section);
+      const form = document.querySelector("[data-decision]");
+      const options = form ? Array.from(form.querySelectorAll("input[name=classification]")) : [];
+      const option = options.find((input) => input.value === section.dataset.suggestedOption);
+      if (!option) return;
+      option.dataset.suggested = "";
+      const hint = document.createElement("span");
+      hint.className = "muted";
+      const key = document.createElement("kbd");
+      key.textContent = "a";
+      hint.append(" (memory's suggestion: ", key, ")");
+      option.parentElement.append(hint);
+      if ("strong" in section.dataset && !options.some((input) => input.checked)) option.checked = true;
+    };
+    const look = () => fetch(watch.dataset.suggestionWatch, { credentials: "same-origin" })
+      .then((response) => (response.status === 200 ? response.text() : null))
+      .then((html) => (html ? show(html) : again()))
+      .catch(again);
+    setTimeout(look, 1500);
+  }
+
   const dialog = document.getElementById("shortcuts");
   document.querySelectorAll("[data-shortcuts]").forEach((b) => b.addEventListener("click", () => dialog.showModal()));
 
