@@ -181,6 +181,25 @@ def test_the_data_folder_and_database_are_private(tmp_path: Path) -> None:
     assert stat.S_IMODE((home / "casework.db").stat().st_mode) == 0o600
 
 
+def test_an_existing_data_folder_is_made_private_when_it_is_casework_s_own(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CASEWORK_")}
+    env["CASEWORK_HOME"] = str(home)
+    for _first_start_or_later in range(2):  # empty, then holding the database made by the first start
+        os.chmod(home, 0o755)
+        started = casework("db", "upgrade", env=env)
+        assert started.returncode == 0, started.stderr
+        assert stat.S_IMODE(home.stat().st_mode) == 0o700
+    # A folder that holds other files too (a home directory, a shared folder) is not ours to change.
+    (home / "notes.txt").write_text("someone else's")
+    os.chmod(home, 0o755)
+    started = casework("db", "upgrade", env=env)
+    assert started.returncode == 0, started.stderr
+    assert stat.S_IMODE(home.stat().st_mode) == 0o755
+    assert f"{home} can be read by other users" in " ".join(started.stderr.split())
+
+
 def test_keys_list_and_settings_fit_80_columns_and_speak_json(env: dict[str, str]) -> None:
     env = {
         **env,
