@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import socket
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from typer.testing import CliRunner
 
 from casework.cli import KeyRole, app
@@ -24,6 +26,14 @@ def casework(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str
     return subprocess.run(
         [sys.executable, "-m", "casework", *args], env=env, capture_output=True, text=True, timeout=60
     )
+
+
+def test_a_server_that_does_not_start_is_reported_before_pytest_gives_up(pytestconfig: pytest.Config) -> None:
+    """``serving``'s failure shows what the server printed; pytest-timeout's would not. So a start that fails
+    (the wait, then the stop that follows) must end well before the test's timeout (pyproject.toml) does."""
+    timeout = float(pytestconfig.getini("timeout"))
+    stopping = 30 + 10  # serving's wait for the process to end, then for its output
+    assert inspect.signature(serving).parameters["ready_within"].default + stopping < timeout
 
 
 def test_first_start_prints_and_stores_the_admin_key_once(env: dict[str, str]) -> None:
