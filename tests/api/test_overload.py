@@ -84,6 +84,7 @@ def test_a_database_that_cannot_be_reached_is_503_not_500(backend: str, tmp_path
         )
         assert page.status_code == 503
         assert "text/html" in page.headers["content-type"]
+        assert page.headers["retry-after"] == "1"  # a browser's page says when to retry, as the JSON does
         ready = httpx.get(f"{server.base_url}/readyz")
         assert (ready.status_code, ready.json()["error"]["code"]) == (503, "database_unreachable")
 
