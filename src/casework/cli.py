@@ -99,7 +99,11 @@ def _open_database(settings: Settings, *, create: bool = True) -> Database:
         _make_home_private(settings.home, database_file=path)
         if path is not None:
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
-    database = Database.from_url(settings.effective_database_url, pool_size=settings.db_pool_size)
+    database = Database.from_url(
+        settings.effective_database_url,
+        pool_size=settings.db_pool_size,
+        statement_wait_seconds=settings.database_wait_bound,
+    )
     if not create and migrate.current_revision(database) is None:
         database.dispose()
         _fail(
@@ -320,7 +324,9 @@ def db_current() -> None:
         _fail(
             f"There is no Casework database at {path} yet: `casework serve` or `casework db upgrade` makes it."
         )
-    database = Database.from_url(settings.effective_database_url)
+    database = Database.from_url(
+        settings.effective_database_url, statement_wait_seconds=settings.database_wait_bound
+    )
     current, head = migrate.current_revision(database), migrate.head_revision()
     state = "up to date" if current == head else f"behind: run `casework db upgrade` to reach {head}"
     out.print(f"{current or 'empty'} ({state})")
