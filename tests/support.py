@@ -95,14 +95,22 @@ def postgres_database() -> Iterator[str]:
         admin.dispose()
 
 
+# How long ``serving`` waits for a server to answer /readyz: generous for a loaded machine (a start takes a few
+# seconds), yet with the 30 s stop that follows a failed start well inside pytest's own timeout (pyproject.toml,
+# 120 s), so that the failure, which shows what the server printed, is the one reported; pytest-timeout's would
+# show only where the test was waiting.
+SERVER_READY_SECONDS = 60.0
+
+
 @contextmanager
-def serving(env: dict[str, str], ready_within: float = 120) -> Iterator[tuple[str, list[str]]]:
+def serving(
+    env: dict[str, str], ready_within: float = SERVER_READY_SECONDS
+) -> Iterator[tuple[str, list[str]]]:
     """Start ``casework serve``; yield its URL and its output lines (complete once it has stopped).
 
     The output is read as it comes: a server whose output nobody reads blocks once the pipe is full (its
     access log alone fills it while a slow start is polled). If it is not ready within ``ready_within``
-    seconds (a generous bound for a loaded machine; the wait ends as soon as it answers), the failure shows what
-    it printed."""
+    seconds (the wait ends as soon as it answers), the failure shows what it printed."""
     url = f"http://127.0.0.1:{env['CASEWORK_PORT']}"
     process = subprocess.Popen(
         [sys.executable, "-m", "casework", "serve"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import socket
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from typer.testing import CliRunner
 
 from casework.cli import KeyRole, app
@@ -24,6 +26,14 @@ def casework(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str
     return subprocess.run(
         [sys.executable, "-m", "casework", *args], env=env, capture_output=True, text=True, timeout=60
     )
+
+
+def test_a_server_that_does_not_start_is_reported_before_pytest_gives_up(pytestconfig: pytest.Config) -> None:
+    """``serving``'s failure shows what the server printed; pytest-timeout's would not. So a start that fails
+    (the wait, then the stop that follows) must end well before the test's timeout (pyproject.toml) does."""
+    timeout = float(pytestconfig.getini("timeout"))
+    stopping = 30 + 10  # serving's wait for the process to end, then for its output
+    assert inspect.signature(serving).parameters["ready_within"].default + stopping < timeout
 
 
 def test_first_start_prints_and_stores_the_admin_key_once(env: dict[str, str]) -> None:
@@ -179,6 +189,25 @@ def test_the_data_folder_and_database_are_private(tmp_path: Path) -> None:
     assert casework("db", "upgrade", env={**env, "CASEWORK_HOME": str(home)}).returncode == 0
     assert stat.S_IMODE(home.stat().st_mode) == 0o700
     assert stat.S_IMODE((home / "casework.db").stat().st_mode) == 0o600
+
+
+def test_an_existing_data_folder_is_made_private_when_it_is_casework_s_own(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CASEWORK_")}
+    env["CASEWORK_HOME"] = str(home)
+    for _first_start_or_later in range(2):  # empty, then holding the database made by the first start
+        os.chmod(home, 0o755)
+        started = casework("db", "upgrade", env=env)
+        assert started.returncode == 0, started.stderr
+        assert stat.S_IMODE(home.stat().st_mode) == 0o700
+    # A folder that holds other files too (a home directory, a shared folder) is not ours to change.
+    (home / "notes.txt").write_text("someone else's")
+    os.chmod(home, 0o755)
+    started = casework("db", "upgrade", env=env)
+    assert started.returncode == 0, started.stderr
+    assert stat.S_IMODE(home.stat().st_mode) == 0o755
+    assert f"{home} can be read by other users" in " ".join(started.stderr.split())
 
 
 def test_keys_list_and_settings_fit_80_columns_and_speak_json(env: dict[str, str]) -> None:

@@ -32,7 +32,11 @@ def create_app(
     """Build Casework. ``database`` defaults to one made from ``settings`` and disposed on shutdown; ``judge``
     to the OpenAI-compatible endpoint named by OPENAI_API_KEY and OPENAI_BASE_URL."""
     owns_database = database is None
-    db = database or Database.from_url(settings.effective_database_url, pool_size=settings.db_pool_size)
+    db = database or Database.from_url(
+        settings.effective_database_url,
+        pool_size=settings.db_pool_size,
+        statement_wait_seconds=settings.database_wait_bound,
+    )
     box = SecretBox(load_key(settings.secret_key, settings.home))
     # Database threads: the requests' (app.state.database_threads), and one of its own for the evaluation runner
     # and the embedded worker. On one shared limiter, a burst of background work took every thread and requests

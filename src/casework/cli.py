@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import socket
+import stat
 import tempfile
 from enum import Enum
 from pathlib import Path
@@ -95,10 +96,14 @@ def _open_database(settings: Settings, *, create: bool = True) -> Database:
     if create:
         # The home holds the database and the admin key: only its owner may look inside (0700), and the
         # SQLite file is made 0600 before SQLite opens it (its -wal and -shm files take the same mode).
-        settings.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _make_home_private(settings.home, database_file=path)
         if path is not None:
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
-    database = Database.from_url(settings.effective_database_url, pool_size=settings.db_pool_size)
+    database = Database.from_url(
+        settings.effective_database_url,
+        pool_size=settings.db_pool_size,
+        statement_wait_seconds=settings.database_wait_bound,
+    )
     if not create and migrate.current_revision(database) is None:
         database.dispose()
         _fail(
@@ -106,6 +111,37 @@ def _open_database(settings: Settings, *, create: bool = True) -> Database:
             "CASEWORK_HOME or CASEWORK_DATABASE_URL, or run `casework db upgrade` to set this one up."
         )
     return database
+
+
+def _make_home_private(home: Path, *, database_file: Path | None) -> None:
+    """Create the home 0700, or take group and other users' access away from an existing one (made by hand, by
+    an older version, or as a volume) when it is plainly Casework's: ours (a root-owned /tmp is not, even to a
+    server running as root) and holding nothing but Casework's files, or nothing yet. A folder with other
+    files in it (a user's home directory, a shared folder) is not ours to lock others out of: we say so."""
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    status = home.stat()
+    mode = stat.S_IMODE(status.st_mode)
+    if not mode & 0o077:
+        return
+    from casework.secrets import KEY_FILE
+
+    databases = {"casework.db"} | ({database_file.name} if database_file is not None else set())
+    ours = {"admin-key", KEY_FILE} | {f"{name}{end}" for name in databases for end in _SQLITE_FILE_ENDS}
+    if status.st_uid == os.geteuid() and {child.name for child in home.iterdir()} <= ours:
+        os.chmod(home, mode & ~0o077)
+        return
+    err.print(
+        f"Warning: CASEWORK_HOME {home} can be read by other users (mode {mode:04o}), and it is not Casework's "
+        "alone, so it is left as it is. It holds the admin key and the database: `chmod 700` it, or point "
+        "CASEWORK_HOME at a folder of its own.",
+        highlight=False,
+        soft_wrap=True,
+        markup=False,
+    )
+
+
+# SQLite's database file and the files it keeps beside it.
+_SQLITE_FILE_ENDS = ("", "-wal", "-shm", "-journal")
 
 
 def _write_secret_file(path: Path, secret: str) -> None:
@@ -288,7 +324,9 @@ def db_current() -> None:
         _fail(
             f"There is no Casework database at {path} yet: `casework serve` or `casework db upgrade` makes it."
         )
-    database = Database.from_url(settings.effective_database_url)
+    database = Database.from_url(
+        settings.effective_database_url, statement_wait_seconds=settings.database_wait_bound
+    )
     current, head = migrate.current_revision(database), migrate.head_revision()
     state = "up to date" if current == head else f"behind: run `casework db upgrade` to reach {head}"
     out.print(f"{current or 'empty'} ({state})")

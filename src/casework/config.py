@@ -52,6 +52,16 @@ class Settings(BaseSettings):
             "CASEWORK_DB_POOL_SIZE on PostgreSQL (queries wait on the network)."
         ),
     )
+    db_wait_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description=(
+            "PostgreSQL: how long a process waits for the database to answer one statement (or one batch of a "
+            "streamed export, or a commit) before it drops the connection: a stalled server or network then "
+            "gets 503 with Retry-After, and the request's transaction is rolled back. 0: wait for ever. "
+            "Migrations are not bound."
+        ),
+    )
     auth_cache_seconds: float = Field(
         default=5.0,
         ge=0,
@@ -264,6 +274,11 @@ class Settings(BaseSettings):
         if url.drivername in ("postgresql", "postgres"):
             url = url.set(drivername="postgresql+psycopg")
         return url.render_as_string(hide_password=False)
+
+    @property
+    def database_wait_bound(self) -> float | None:
+        """CASEWORK_DB_WAIT_SECONDS as the engine takes it: None for no bound."""
+        return self.db_wait_seconds or None
 
     def database_threads_for(self, dialect: str) -> int:
         if self.db_threads is not None:

@@ -89,6 +89,24 @@ def test_filters_and_text_search(admin: httpx.Client, project_id: str) -> None:
     assert ids(status="all", q="fraud broker") == []
 
 
+def test_text_search_takes_wildcards_literally(admin: httpx.Client, project_id: str) -> None:
+    plain = decide(admin, project_id, query="Is my balance a_b guaranteed?")
+    marked = decide(admin, project_id, query="Is a 100% return on a_b guaranteed?")
+
+    def ids(q: str) -> list[str]:
+        response = admin.get("/api/v1/controls", params={"project_id": project_id, "q": q})
+        assert response.status_code == 200, response.text
+        return [c["id"] for c in response.json()["controls"]]
+
+    assert ids("%") == [marked]  # not every control
+    assert ids("100%") == [marked]
+    assert ids("a_b") == [marked, plain]
+    assert ids("a_") == [marked, plain]
+    assert ids("_") == [marked, plain]
+    assert ids("a%b") == []  # "%" is not "anything": no control has "a%b"
+    assert ids("a__") == []  # nor is "_" "any character": no control has "a__"
+
+
 def test_pagination_newest_first(admin: httpx.Client, project_id: str) -> None:
     made = [decide(admin, project_id, query=f"case {i}") for i in range(5)]
     seen: list[str] = []

@@ -3,11 +3,22 @@ server answers them. (The fuzzing stage, tests/api/test_fuzzing.py, checks every
 
 from __future__ import annotations
 
+import ast
+import builtins
+import inspect
+import textwrap
+import types
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from casework.api.openapi import _api_routes, error_statuses
+from casework.app import create_app
+from casework.config import Settings
+from casework.errors import CaseworkError
 from tests.support import POLICY_EVALUATOR, make_project
 
 ERROR = {"$ref": "#/components/schemas/ErrorBody"}
@@ -47,6 +58,9 @@ def test_each_kind_of_operation_lists_the_errors_it_can_answer(spec: dict[str, A
     }  # fmt: skip
     assert statuses("GET", "/api/v1/hitl/reviews") == {"200", "401", "404", "422", "500", "503"}
     assert {"404", "409"} <= statuses("POST", "/api/v1/hitl/reviews/{review_id}/feedback")
+    assert {"404", "409"} <= statuses("POST", "/api/v1/hitl/reviews/{review_id}/claim")
+    assert {"404", "409"} <= statuses("PATCH", "/api/v1/hitl/reviews/{review_id}")
+    assert "409" in statuses("POST", "/api/v1/golden-sets")
     assert {"400", "404", "413", "415", "422", "503"} <= statuses("POST", "/v1/traces")
     assert set(spec["paths"]["/v1/traces"]["post"]["requestBody"]["content"]) == {
         "application/x-protobuf",
@@ -94,3 +108,72 @@ def test_operations_that_need_a_key_say_so(spec: dict[str, Any], anonymous: http
         assert bool(operation.get("security")) == needs_key, (method, path)
     assert anonymous.get("/api/v1/projects").status_code == 401
     assert anonymous.get("/healthz").status_code == 200
+
+
+def test_every_error_a_route_can_raise_is_documented(tmp_path: Path) -> None:
+    """Read each route's code, and the casework functions it names, all the way down: each CaseworkError made
+    there and not caught on the way has its status in the route's documented responses."""
+    app = create_app(Settings(home=tmp_path, database_url=f"sqlite:///{tmp_path / 'unused.db'}"))
+    try:
+        undocumented = {}
+        for route in _api_routes(app):
+            for method in route.methods:
+                found = {error.status_code: error.__name__ for error in raised_by(route.endpoint, set())}
+                missing = {
+                    code: name for code, name in found.items() if code not in error_statuses(route, method)
+                }
+                if missing:
+                    undocumented[f"{method} {route.path}"] = missing
+    finally:
+        app.state.database.dispose()
+    assert undocumented == {}
+
+
+def raised_by(function: Callable[..., Any], seen: set[Any]) -> set[type[CaseworkError]]:
+    """The error classes ``function`` (or a casework function it names: calls it, or hands it on) makes and does
+    not catch itself. Names are resolved in the function's module, as Python would."""
+    function = inspect.unwrap(function)
+    if function in seen or not getattr(function, "__module__", "").startswith("casework."):
+        return set()
+    seen.add(function)
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(function)))
+    except (OSError, TypeError):
+        return set()
+    return _errors_in(tree, function.__globals__, seen)
+
+
+def _errors_in(node: ast.AST, namespace: dict[str, Any], seen: set[Any]) -> set[type[CaseworkError]]:
+    if isinstance(node, ast.Try):
+        inside = set().union(*(_errors_in(child, namespace, seen) for child in node.body))
+        caught: list[Any] = []
+        for handler in node.handlers:
+            if handler.type is None:
+                caught.append(BaseException)
+            for name in handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]:
+                caught.append(_resolve(name, namespace) if name is not None else BaseException)
+        classes = tuple(c for c in caught if isinstance(c, type))
+        found = {error for error in inside if not issubclass(error, classes)}
+        for rest in (*[s for h in node.handlers for s in h.body], *node.orelse, *node.finalbody):
+            found |= _errors_in(rest, namespace, seen)
+        return found
+    found = set()
+    made = node.func if isinstance(node, ast.Call) else node.exc if isinstance(node, ast.Raise) else None
+    error = _resolve(made, namespace) if made is not None else None
+    if isinstance(error, type) and issubclass(error, CaseworkError):
+        found.add(error)
+    if isinstance(node, ast.Name | ast.Attribute) and inspect.isfunction(_resolve(node, namespace)):
+        found |= raised_by(_resolve(node, namespace), seen)
+    for child in ast.iter_child_nodes(node):
+        found |= _errors_in(child, namespace, seen)
+    return found
+
+
+def _resolve(node: ast.AST, namespace: dict[str, Any]) -> Any:
+    if isinstance(node, ast.Name):
+        return namespace.get(node.id, getattr(builtins, node.id, None))
+    if isinstance(node, ast.Attribute):
+        owner = _resolve(node.value, namespace)
+        if isinstance(owner, types.ModuleType | type):
+            return getattr(owner, node.attr, None)
+    return None

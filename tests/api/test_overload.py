@@ -4,18 +4,24 @@ Clients retry a 503 (OTLP exporters do, and drop their spans on a 500)."""
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import sqlite3
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
 from casework.app import create_app
 from casework.config import Settings
 from casework.db import migrate
-from casework.db.engine import Database
+from casework.db.engine import CommitOutcomeUnknown, Database, StatementTimedOut, database_unavailable
 from casework.evaluators.judge import LLMJudge
 from tests.support import LiveServer, Tenant, free_port, make_tenant
 
@@ -84,6 +90,7 @@ def test_a_database_that_cannot_be_reached_is_503_not_500(backend: str, tmp_path
         )
         assert page.status_code == 503
         assert "text/html" in page.headers["content-type"]
+        assert page.headers["retry-after"] == "1"  # a browser's page says when to retry, as the JSON does
         ready = httpx.get(f"{server.base_url}/readyz")
         assert (ready.status_code, ready.json()["error"]["code"]) == (503, "database_unreachable")
 
@@ -128,3 +135,114 @@ def test_a_server_holding_another_secret_key_does_not_start(
         LiveServer(create_app(stranger, judge=LLMJudge(None))),
     ):
         pass
+
+
+class PausableProxy:
+    """A TCP proxy to PostgreSQL that can stop forwarding, as a stalled server or network does: connections stay
+    open and their bytes are taken (the kernel acknowledges them), but nothing gets through either way, and new
+    connections are accepted but never reach the server. ``forwarding`` is set while bytes flow."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.forwarding = threading.Event()
+        self.forwarding.set()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.sockets: list[socket.socket] = []
+        self.stopped = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self.stopped:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            self.sockets.append(client)
+            threading.Thread(target=self._connect, args=(client,), daemon=True).start()
+
+    def _connect(self, client: socket.socket) -> None:
+        self.forwarding.wait()
+        if self.stopped:
+            return
+        upstream = socket.create_connection(self.target)
+        self.sockets.append(upstream)
+        for source, sink in ((client, upstream), (upstream, client)):
+            threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while chunk := source.recv(65536):
+                self.forwarding.wait()
+                if self.stopped:
+                    return
+                sink.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            for end in (source, sink):
+                with contextlib.suppress(OSError):
+                    end.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self.stopped = True
+        self.forwarding.set()
+        self.listener.close()
+        for end in self.sockets:
+            with contextlib.suppress(OSError):
+                end.close()
+
+
+def test_a_stalled_postgresql_is_503_for_requests_holding_a_pooled_connection(
+    backend: str, settings: Settings, migrated_database: Database, tenant: Tenant
+) -> None:
+    """PostgreSQL stops answering (a stopped server process or proxy: TCP still looks fine) while the server
+    holds pooled connections to it: each request gives up after CASEWORK_DB_WAIT_SECONDS with 503 and
+    Retry-After, as requests needing a new connection do after the connect timeout, and what a refused write
+    did is not committed. (SQLite has no server to stall.)"""
+    if backend != "postgresql":
+        pytest.skip("PostgreSQL only: SQLite has no server or network to stall")
+    direct = make_url(settings.effective_database_url)
+    proxy = PausableProxy((direct.host or "127.0.0.1", direct.port or 5432))
+    proxied = direct.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    settings = settings.model_copy(
+        update={"database_url": proxied, "embedded_worker": False, "db_wait_seconds": 1.0}
+    )
+    database = Database.from_url(
+        settings.effective_database_url, pool_size=4, statement_wait_seconds=settings.database_wait_bound
+    )
+    app = create_app(settings, database=database, judge=LLMJudge(None))
+    headers = {"x-api-key": tenant.keys["admin"]}
+    try:
+        with (
+            LiveServer(app) as server,
+            httpx.Client(base_url=server.base_url, headers=headers, timeout=60) as client,
+        ):
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                # Fill the pool with open connections, as a server that has been serving has.
+                warm = list(pool.map(lambda _: client.get("/api/v1/projects").status_code, range(8)))
+                assert warm == [200] * 8
+                assert database.engine.pool.checkedin() >= 1  # type: ignore[attr-defined]
+                proxy.forwarding.clear()
+                reads = [pool.submit(client.get, "/api/v1/projects") for _ in range(6)]
+                write = pool.submit(client.post, "/api/v1/projects", json={"name": "during-the-stall"})
+                for reply in [future.result() for future in reads] + [write.result()]:
+                    assert_busy(reply)
+            proxy.forwarding.set()
+            # Back: the server serves again, and the refused write left nothing.
+            reply = client.get("/api/v1/projects")
+            assert reply.status_code == 200, reply.text
+            assert "during-the-stall" not in [p["name"] for p in reply.json()["projects"]]
+    finally:
+        proxy.forwarding.set()
+        database.dispose()
+        proxy.close()
+
+
+def test_a_commit_left_unanswered_is_not_a_503() -> None:
+    """A statement that timed out committed nothing (its connection, and so its transaction, is gone): 503, try
+    again. A COMMIT that timed out may have committed: a retry could do the work twice, so it is not a 503."""
+    lost = StatementTimedOut("PostgreSQL did not answer within 1 s")
+    unknown = CommitOutcomeUnknown("PostgreSQL did not answer a COMMIT within 1 s")
+    assert database_unavailable(OperationalError("SELECT 1", {}, lost, connection_invalidated=True))
+    assert not database_unavailable(OperationalError("COMMIT", {}, unknown, connection_invalidated=True))

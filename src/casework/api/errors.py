@@ -39,11 +39,15 @@ _STATUS_CODES = {
 }
 
 
-def error_response(error: CaseworkError) -> JSONResponse:
-    headers = {}
+def error_headers(error: CaseworkError) -> dict[str, str]:
+    """The headers an error's reply carries, as JSON or as a page: when to try again, for a "not now"."""
     if isinstance(error, RateLimited | ServiceUnavailable):
-        headers["Retry-After"] = str(error.retry_after)
-    return JSONResponse(error.to_dict(), status_code=error.status_code, headers=headers)
+        return {"Retry-After": str(error.retry_after)}
+    return {}
+
+
+def error_response(error: CaseworkError) -> JSONResponse:
+    return JSONResponse(error.to_dict(), status_code=error.status_code, headers=error_headers(error))
 
 
 def _validation_details(exc: RequestValidationError) -> dict[str, Any]:

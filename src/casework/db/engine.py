@@ -26,6 +26,22 @@ SQLITE_WRITE_WAIT_SECONDS = 30.0
 POOL_WAIT_SECONDS = 30.0
 # How long connecting to PostgreSQL may take: a host that does not answer is an outage, not a long wait.
 POSTGRESQL_CONNECT_SECONDS = 10
+# How long one round trip to PostgreSQL (a statement, a batch of a streamed export, a commit) may take before
+# the connection is taken for lost (CASEWORK_DB_WAIT_SECONDS).
+POSTGRESQL_WAIT_SECONDS = 60.0
+# The kernel's own watch on PostgreSQL's connections, for the network failures a process cannot see: TCP
+# keepalives find a peer that vanished while the connection was idle in the pool (probe after 30 s idle, every
+# 10 s, gone after 3 unanswered), and tcp_user_timeout drops a connection whose sent data has gone
+# unacknowledged for 30 s (a cable pulled mid-request), instead of the kernel's ~15 minutes of retransmits.
+# Neither sees a server that is stalled but whose host still acknowledges (a stopped process, a stopped
+# proxy): that is what the wait bound above is for.
+_POSTGRESQL_TCP = {
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 30_000,
+}
 # Set on a session whose transaction queued work (events, jobs): once it commits, the listeners are told.
 _WAKE = "casework_wake"
 
@@ -41,8 +57,10 @@ def make_engine(
     pool_size: int = 10,
     write_wait_seconds: float = SQLITE_WRITE_WAIT_SECONDS,
     pool_wait_seconds: float = POOL_WAIT_SECONDS,
+    statement_wait_seconds: float | None = POSTGRESQL_WAIT_SECONDS,
 ) -> Engine:
-    """Create the engine for ``database_url`` with the settings each database needs."""
+    """Create the engine for ``database_url`` with the settings each database needs. ``statement_wait_seconds``:
+    on PostgreSQL, the bound on each round trip (None: none), see :class:`BoundedConnection`."""
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
         engine = create_engine(
@@ -57,14 +75,65 @@ def make_engine(
         event.listen(engine, "connect", partial(_sqlite_on_connect, write_wait_seconds=write_wait_seconds))
         event.listen(engine, "begin", _sqlite_on_begin)
         return engine
-    return create_engine(
+    engine = create_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size * 2,
         pool_timeout=pool_wait_seconds,
         pool_pre_ping=True,
-        connect_args={"connect_timeout": POSTGRESQL_CONNECT_SECONDS},
+        connect_args={"connect_timeout": POSTGRESQL_CONNECT_SECONDS, **_POSTGRESQL_TCP},
     )
+    event.listen(engine, "do_connect", partial(_bounded_connect, wait_seconds=statement_wait_seconds))
+    return engine
+
+
+class StatementTimedOut(psycopg.OperationalError):
+    """PostgreSQL did not answer one round trip within the bound: the connection was closed, and with it its
+    transaction, which the server rolls back; nothing of it was committed. The request gets 503."""
+
+
+class CommitOutcomeUnknown(psycopg.OperationalError):
+    """PostgreSQL did not answer a COMMIT within the bound. It may have committed: not a 503 (a client would
+    retry work that may be done), but an error the server logs, as any other unknown outcome."""
+
+
+class BoundedConnection(psycopg.Connection[Any]):
+    """A psycopg connection whose every wait on the server (psycopg's one ``wait``: statements, fetches,
+    commits, rollbacks, pings) ends after ``wait_seconds``. A server that stalls with a pooled connection open
+    (a stopped process or proxy: the host still acknowledges, so TCP sees nothing wrong) would otherwise hold the
+    request, and its thread, for ever. A timed-out connection is closed (its protocol state is unknown), which
+    SQLAlchemy takes for a disconnect: the pool drops it, and the API answers 503 with Retry-After."""
+
+    wait_seconds: float | None = None
+    _committing = False
+
+    def wait(self, gen: Any, interval: float = 0.1, timeout: float | None = None) -> Any:
+        if timeout is None:
+            timeout = self.wait_seconds
+        try:
+            return super().wait(gen, interval, timeout)
+        except psycopg.errors._WaitTimeout:  # psycopg's own, raised only for the timeout we passed
+            self.pgconn.finish()
+            if self._committing:
+                raise CommitOutcomeUnknown(
+                    f"PostgreSQL did not answer a COMMIT within {timeout} s; it may or may not have committed"
+                ) from None
+            raise StatementTimedOut(f"PostgreSQL did not answer within {timeout} s") from None
+
+    def commit(self) -> None:
+        self._committing = True
+        try:
+            super().commit()
+        finally:
+            self._committing = False
+
+
+def _bounded_connect(
+    dialect: Any, _record: Any, cargs: Any, cparams: Any, *, wait_seconds: float | None
+) -> BoundedConnection:
+    connection = BoundedConnection.connect(*cargs, **cparams)
+    connection.wait_seconds = wait_seconds
+    return connection
 
 
 # PostgreSQL error classes that mean "not now" (SQLSTATE's first two characters): connection exceptions,
@@ -81,7 +150,7 @@ def database_unavailable(error: BaseException) -> bool:
     reports its SQLSTATE; an error without one came from the driver's connection (refused, lost)."""
     if isinstance(error, PoolTimeout):
         return True
-    if not isinstance(error, DBAPIError):
+    if not isinstance(error, DBAPIError) or isinstance(error.orig, CommitOutcomeUnknown):
         return False
     if error.connection_invalidated:
         return True
@@ -155,6 +224,9 @@ class Database:
         into every table that refers to it (dropping ``projects`` emptied ``reviews``). They are checked before
         the commit instead, and on again after."""
         with self.engine.execution_options(**{_WRITE_OPTION: True}).connect() as connection:
+            driver = connection.connection.driver_connection
+            if isinstance(driver, BoundedConnection):  # a migration may rebuild a big table: no bound
+                bound, driver.wait_seconds = driver.wait_seconds, None
             sqlite = self.dialect == "sqlite"
             if sqlite:  # before BEGIN: inside a transaction this pragma does nothing
                 connection.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")  # type: ignore[union-attr]
@@ -166,6 +238,8 @@ class Database:
             finally:
                 if sqlite:
                     connection.connection.driver_connection.execute("PRAGMA foreign_keys=ON")  # type: ignore[union-attr]
+                if isinstance(driver, BoundedConnection):
+                    driver.wait_seconds = bound
 
     @classmethod
     def from_url(
@@ -175,14 +249,17 @@ class Database:
         pool_size: int = 10,
         write_wait_seconds: float = SQLITE_WRITE_WAIT_SECONDS,
         pool_wait_seconds: float = POOL_WAIT_SECONDS,
+        statement_wait_seconds: float | None = POSTGRESQL_WAIT_SECONDS,
     ) -> Database:
         """``write_wait_seconds``: on SQLite, how long a write waits for the write lock before it is refused;
-        ``pool_wait_seconds``: how long any work waits for a pooled connection (both 503 from the API)."""
+        ``pool_wait_seconds``: how long any work waits for a pooled connection; ``statement_wait_seconds``: on
+        PostgreSQL, how long one round trip may take (all three 503 from the API)."""
         engine = make_engine(
             database_url,
             pool_size=pool_size,
             write_wait_seconds=write_wait_seconds,
             pool_wait_seconds=pool_wait_seconds,
+            statement_wait_seconds=statement_wait_seconds,
         )
         return cls(engine, write_wait_seconds=write_wait_seconds)
 

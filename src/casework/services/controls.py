@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from casework.db.dialect import json_array_contains
+from casework.db.dialect import contains_text, json_array_contains
 from casework.db.models import (
     Control,
     ControlVersion,
@@ -349,12 +349,11 @@ def list_controls(
     if created_after:
         query = query.where(Control.created_at > created_after)
     for word in (q or "").split():
-        pattern = f"%{word}%"
         query = query.where(
             or_(
-                Control.reasoning.ilike(pattern),
-                Control.query.ilike(pattern),
-                Control.response.ilike(pattern),
+                contains_text(session, Control.reasoning, word),
+                contains_text(session, Control.query, word),
+                contains_text(session, Control.response, word),
             )
         )
     if cursor:

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from swagger_ui_bundle import swagger_ui_path
 
 from casework.api.deps import database_threads, get_database
+from casework.api.errors import error_headers
 from casework.db.types import utcnow
 from casework.errors import CaseworkError, PermissionDenied
 from casework.services import web_auth
@@ -154,4 +155,5 @@ templates.env.filters["markdown"] = render_markdown
 def render_error(request: Request, error: CaseworkError) -> Response:
     """Errors on pages, as a page: same message and code as the API's JSON."""
     # Set here as well as by the middleware: a 500's page is sent from outside every middleware.
-    return render(request, "error.html", error.status_code, error=error, headers=SECURITY_HEADERS)
+    headers = {**SECURITY_HEADERS, **error_headers(error)}
+    return render(request, "error.html", error.status_code, error=error, headers=headers)

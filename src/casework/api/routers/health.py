@@ -63,7 +63,10 @@ def readyz(request: Request) -> JSONResponse:
     "/metrics",
     summary="Prometheus metrics",
     response_class=Response,
-    responses={200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {"schema": {"type": "string"}}}}},
+    responses={
+        200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {"schema": {"type": "string"}}}},
+        401: {"description": "CASEWORK_METRICS_TOKEN is set, and the request does not bear it."},
+    },
 )
 async def metrics(request: Request) -> Response:
     token = request.app.state.settings.metrics_token

@@ -88,7 +88,15 @@ def _run_evaluators(wanted: list[str | RunEvaluatorCreate]) -> list[str | run_se
     return specs
 
 
-@router.post("/golden-sets", response_model=GoldenSetPublic, status_code=201, summary="Create a golden set")
+@router.post(
+    "/golden-sets",
+    response_model=GoldenSetPublic,
+    status_code=201,
+    summary="Create a golden set",
+    responses={
+        409: {"description": "The project has a golden set of this name already (golden_set_exists)."}
+    },
+)
 async def create_golden_set(body: GoldenSetCreate, db: Db, caller: Caller) -> Response:
     _, reply = await db.reply(
         lambda record: Reply(GoldenSetPublic.model_validate(record), 201),

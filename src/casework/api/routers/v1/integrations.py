@@ -173,6 +173,11 @@ def _problem(decision: Decision) -> tuple[Decision, str | None]:
         400: {"description": "Not a request this tool sends."},
         401: {"description": "The tool's signature or secret is missing, wrong, or too old (a replay)."},
         404: {"description": "No such integration."},
+        409: {
+            "description": "The decision conflicts with the review's reviewers: a second, different decision "
+            "from this integration (decision_already_submitted), or a review waiting for a lead "
+            "(review_needs_adjudication). An already resolved review is answered in the tool's own terms."
+        },
         503: {"description": "The database cannot serve right now: the tool retries."},
     },
 )

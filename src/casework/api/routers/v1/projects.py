@@ -22,7 +22,12 @@ from casework.services.workspaces import get_workspace
 router = APIRouter(prefix="/api/v1", tags=["projects"])
 
 
-@router.get("/workspaces/current", response_model=WorkspacePublic, summary="The caller's workspace")
+@router.get(
+    "/workspaces/current",
+    response_model=WorkspacePublic,
+    summary="The caller's workspace",
+    responses={404: {"description": "The key's workspace no longer exists (workspace_not_found)."}},
+)
 async def current_workspace(db: Db, caller: Caller) -> WorkspacePublic:
     return WorkspacePublic.model_validate(await db(get_workspace, workspace_id=caller.workspace_id))
 

@@ -296,6 +296,7 @@ async def submit_feedback(review_id: str, body: FeedbackSubmit, db: Db, caller: 
     "/{review_id}",
     response_model=ReviewPublic,
     summary="Assign a review to a reviewer (assignee: null unassigns)",
+    responses={409: {"description": "The review was already resolved (review_already_resolved)."}},
 )
 async def update_review(review_id: str, body: ReviewUpdate, db: Db, caller: Caller) -> Response:
     _, reply = await db.reply(
@@ -312,6 +313,12 @@ async def update_review(review_id: str, body: ReviewUpdate, db: Db, caller: Call
     "/{review_id}/claim",
     response_model=ReviewPublic,
     summary="Claim a review while you decide it (10 minutes, renewable): memory leaves it to you",
+    responses={
+        409: {
+            "description": "Another person's claim is live (review_claimed), or the review was already resolved "
+            "(review_already_resolved)."
+        }
+    },
 )
 async def claim_review(review_id: str, db: Db, caller: Caller) -> Response:
     _, reply = await db.reply(
