@@ -185,6 +185,13 @@ class ServiceUnavailable(CaseworkError):
         self.retry_after = retry_after
 
 
+class OutcomeUnknown(ServiceUnavailable):
+    """The database stopped answering while it committed: the change may or may not have been saved. A 503
+    like any outage (never a 500), but with its own code, so that a client checks before sending it again."""
+
+    code = "outcome_unknown"
+
+
 class InternalError(CaseworkError):
     status_code = 500
     code = "internal_error"

@@ -13,11 +13,12 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from casework.db.engine import database_unavailable
+from casework.db.engine import CommitOutcomeUnknown, database_unavailable
 from casework.errors import (
     BadRequest,
     CaseworkError,
     InternalError,
+    OutcomeUnknown,
     PayloadTooLarge,
     RateLimited,
     ServiceUnavailable,
@@ -122,6 +123,14 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _database(request: Request, exc: SQLAlchemyError) -> Response:
         # Unreachable, restarting, locked by another writer, out of connections: "not now", which clients
         # (OTLP exporters among them) retry after Retry-After; a 500 would make them drop what they sent.
+        if isinstance(getattr(exc, "orig", None), CommitOutcomeUnknown):
+            logger.error("commit outcome unknown on %s %s: %s", request.method, request.url.path, exc)
+            unknown = OutcomeUnknown(
+                "The database stopped answering while saving this change: it may or may not have been saved. "
+                "Check (for example, read the object back) before sending it again.",
+                retry_after=5,
+            )
+            return await _casework(request, unknown)
         if database_unavailable(exc):
             logger.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
             unavailable = ServiceUnavailable(

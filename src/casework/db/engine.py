@@ -93,8 +93,8 @@ class StatementTimedOut(psycopg.OperationalError):
 
 
 class CommitOutcomeUnknown(psycopg.OperationalError):
-    """PostgreSQL did not answer a COMMIT within the bound. It may have committed: not a 503 (a client would
-    retry work that may be done), but an error the server logs, as any other unknown outcome."""
+    """PostgreSQL did not answer a COMMIT within the bound. It may have committed: not "unavailable, try again"
+    (a blind retry could do the work twice), but 503 ``outcome_unknown``: check before sending it again."""
 
 
 class BoundedConnection(psycopg.Connection[Any]):
