@@ -167,6 +167,8 @@ def test_memory_s_suggestion_is_shown_pre_selected_only_when_strong_and_accepted
     page.keyboard.press("a")
     expect(page.locator('[data-option="2"]')).to_be_checked()
     expect(page.locator("#reasoning")).to_be_focused()
+    # Memory's reasoning is offered, selected: Ctrl+Enter keeps it, typing replaces it.
+    expect(page.locator("#reasoning")).to_have_value("Agree with memory: Like the precedent: non_compliant.")
     page.keyboard.type("Promising returns breaks the policy.")
     page.keyboard.press("Control+Enter")
     page.wait_for_url(lambda url: raw not in url)

@@ -123,7 +123,12 @@
       if (suggested) {
         event.preventDefault();
         suggested.checked = true;
-        document.getElementById("reasoning").focus();
+        // Accepting: memory's reasoning, to keep as it is (Ctrl+Enter) or to type over (it is selected).
+        const reasoning = document.getElementById("reasoning");
+        const because = document.querySelector("[data-suggestion] .explanation");
+        if (reasoning && !reasoning.value.trim() && because) reasoning.value = `Agree with memory: ${because.textContent.trim()}`;
+        reasoning.focus();
+        reasoning.select();
       }
       return;
     }
