@@ -31,15 +31,25 @@ def backend(request: pytest.FixtureRequest) -> str:
 _WITH_SQLITE = frozenset({"test_cli.py"})
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """With pytest-xdist (make test runs two processes), the tests of one database run in the same process, so
     each process sets up one database, server and browser, not two (bar the few modules of ``_WITH_SQLITE``,
-    moved for balance); the tests that need no database go to whichever process is free."""
+    moved for balance); the tests that need no database go to whichever process is free. A test marked
+    ``only_backend("postgresql")`` is not collected for SQLite at all (rather than skipped there)."""
+    kept, dropped = [], []
     for item in items:
         backend = getattr(item, "callspec", None) and item.callspec.params.get("backend")
+        only = item.get_closest_marker("only_backend")
+        if backend and only is not None and backend not in only.args:
+            dropped.append(item)
+            continue
         if backend:
             balanced = backend == "postgresql" and item.path.name in _WITH_SQLITE
             item.add_marker(pytest.mark.xdist_group("sqlite" if balanced else backend))
+        kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
 @pytest.fixture(scope="session")

@@ -113,7 +113,9 @@ def test_operations_that_need_a_key_say_so(spec: dict[str, Any], anonymous: http
 def test_every_error_a_route_can_raise_is_documented(tmp_path: Path) -> None:
     """Read each route's code, and the casework functions it names, all the way down: each CaseworkError made
     there and not caught on the way has its status in the route's documented responses."""
-    app = create_app(Settings(home=tmp_path, database_url=f"sqlite:///{tmp_path / 'unused.db'}"))
+    # With a metrics token, so that GET /metrics can answer everything its code can (401 without the token).
+    settings = Settings(home=tmp_path, database_url=f"sqlite:///{tmp_path / 'unused.db'}", metrics_token="t")
+    app = create_app(settings)
     try:
         undocumented = {}
         for route in _api_routes(app):
@@ -177,3 +179,16 @@ def _resolve(node: ast.AST, namespace: dict[str, Any]) -> Any:
         if isinstance(owner, types.ModuleType | type):
             return getattr(owner, node.attr, None)
     return None
+
+
+def test_metrics_documents_a_401_only_when_it_asks_for_a_token(tmp_path: Path) -> None:
+    def metrics(**settings: Any) -> dict[str, Any]:
+        url = f"sqlite:///{tmp_path / 'unused.db'}"
+        document = create_app(Settings(home=tmp_path, database_url=url, **settings)).openapi()
+        operation: dict[str, Any] = document["paths"]["/metrics"]["get"]
+        return operation
+
+    open_metrics = metrics()
+    assert "401" not in open_metrics["responses"] and "security" not in open_metrics
+    guarded = metrics(metrics_token="t")
+    assert "401" in guarded["responses"] and guarded["security"] == [{"bearer": []}]

@@ -196,6 +196,7 @@ class PausableProxy:
                 end.close()
 
 
+@pytest.mark.only_backend("postgresql")
 def test_a_stalled_postgresql_is_503_for_requests_holding_a_pooled_connection(
     backend: str, settings: Settings, migrated_database: Database, tenant: Tenant
 ) -> None:
@@ -203,8 +204,6 @@ def test_a_stalled_postgresql_is_503_for_requests_holding_a_pooled_connection(
     holds pooled connections to it: each request gives up after CASEWORK_DB_WAIT_SECONDS with 503 and
     Retry-After, as requests needing a new connection do after the connect timeout, and what a refused write
     did is not committed. (SQLite has no server to stall.)"""
-    if backend != "postgresql":
-        pytest.skip("PostgreSQL only: SQLite has no server or network to stall")
     direct = make_url(settings.effective_database_url)
     proxy = PausableProxy((direct.host or "127.0.0.1", direct.port or 5432))
     proxied = direct.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)

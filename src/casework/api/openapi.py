@@ -102,6 +102,7 @@ def _document_errors(document: dict[str, Any], app: FastAPI) -> None:
                     "content": {"application/json": {"schema": ERROR_REF}},
                     **({"headers": _RETRY_AFTER} if status == 503 else {}),
                 }
+    _document_metrics(document, app)
     for unused in ("HTTPValidationError", "ValidationError"):  # FastAPI's own 422 shape, which we never send
         schemas.pop(unused, None)
 
@@ -125,3 +126,18 @@ def _dependants(dependant: Dependant) -> Iterator[Dependant]:
 
 def _calls(dependant: Dependant) -> Iterator[Callable[..., Any]]:
     return (d.call for d in _dependants(dependant) if d.call is not None)
+
+
+def _document_metrics(document: dict[str, Any], app: FastAPI) -> None:
+    """GET /metrics asks for a token only when CASEWORK_METRICS_TOKEN is set, and then its own, not an API key:
+    the document says what this server does (a 401 it cannot answer would tell clients, and fuzzers, that it
+    needs a key it ignores)."""
+    operation = document["paths"].get("/metrics", {}).get("get")
+    if operation is None:
+        return
+    settings = getattr(app.state, "settings", None)
+    if settings is None or settings.metrics_token is None:
+        operation.pop("security", None)
+        operation.get("responses", {}).pop("401", None)
+    else:
+        operation["security"] = [{"bearer": []}]
