@@ -421,6 +421,15 @@ def test_a_phone_in_the_dark_sees_every_page_whole(
             assert width <= 375, f"{path} is {width} px wide"
             sign_out = page.get_by_role("button", name="Sign out").bounding_box()
             assert sign_out is not None and sign_out["x"] + sign_out["width"] <= 375, path
+            # Text on a background of its own (key hints, notices) stays readable in the dark.
+            boxes = page.evaluate(
+                """[...document.querySelectorAll('kbd, .notice, .attention')].map((el) => {
+                    const style = getComputedStyle(el);
+                    return [el.tagName + '.' + el.className, style.color, style.backgroundColor];
+                }).filter(([, , background]) => background !== 'rgba(0, 0, 0, 0)')"""
+            )
+            for name, color, background in boxes:
+                assert contrast(color, background) >= 4.5, (path, name, color, background)
         shot(page, "phone-dark-review", backend)
         background = page.evaluate("getComputedStyle(document.body).backgroundColor")
         assert contrast(background, "rgb(0, 0, 0)") < 1.5  # dark
