@@ -13,7 +13,7 @@ import pytest
 from casework.db.engine import Database
 from tests.fakes.zendesk import API_TOKEN, CUSTOMER_TICKET, EMAIL, SIGNING_SECRET, FakeZendesk
 from tests.integrations.conftest import inbound_url, register, wait_linked
-from tests.support import enqueue, make_project, table_counts, wait_for
+from tests.support import POLICY_EVALUATOR, enqueue, make_project, table_counts, wait_for
 
 pytestmark = pytest.mark.storage
 
@@ -98,3 +98,44 @@ def test_decisions_from_a_signed_webhook(
     )
     assert late.json()["status"] == "already_decided"
     wait_for(lambda: any("Already decided by ana@bank.example" in c["body"] for c in comments))
+
+
+def test_decisions_on_a_review_several_people_decide_are_answered_in_the_tool(
+    admin: httpx.Client, zendesk: FakeZendesk, base_url: str, database: Database
+) -> None:
+    project_id = make_project(admin)
+    created = admin.post(
+        "/api/v1/evaluators",
+        json={**POLICY_EVALUATOR, "name": "overlap", "project_id": project_id, "reviewers_required": 2},
+    )
+    assert created.status_code in (200, 201), created.text
+    integration = connect(admin, zendesk)
+    review = enqueue(
+        admin, project_id, evaluator_type="overlap", metadata={"zendesk.ticket_id": CUSTOMER_TICKET}
+    )
+    comments = zendesk.tickets[CUSTOMER_TICKET]["comments"]
+    wait_for(lambda: len(comments) == 1)
+    wait_linked(database, review["id"])
+    url = inbound_url(base_url, integration)
+
+    def decide(author: str, classification: str) -> dict[str, Any]:
+        comment = (
+            f"review: {review['id']}\nclassification: {classification}\nreasoning: As I read the policy."
+        )
+        answer = zendesk.send(
+            url, {"ticket_id": str(CUSTOMER_TICKET), "comment": comment, "author_email": author}
+        )
+        assert answer.status_code == 200, answer.text
+        found: dict[str, Any] = answer.json()
+        return found
+
+    first = decide("ana@bank.example", "compliant")
+    assert first["status"] == "accepted" and "1 of 2 decisions are in" in first["message"]
+    again = decide("ana@bank.example", "non_compliant")  # one decision per reviewer
+    assert again["status"] == "refused"
+    second = decide("ben@bank.example", "non_compliant")
+    assert second["status"] == "accepted" and "a lead will rule" in second["message"]
+    late = decide("carol@bank.example", "compliant")  # only a lead rules now, in Casework
+    assert late["status"] == "refused"
+    wait_for(lambda: sum("lead" in c["body"] or "already" in c["body"].lower() for c in comments) >= 2)
+    assert admin.get(f"/api/v1/hitl/reviews/{review['id']}").json()["status"] == "needs_adjudication"

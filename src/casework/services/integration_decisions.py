@@ -10,7 +10,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from casework.db.models import Integration, IntegrationLink, Review
-from casework.errors import ReviewAlreadyResolved, ValidationFailed
+from casework.errors import (
+    DecisionAlreadySubmitted,
+    ReviewAlreadyResolved,
+    ReviewNeedsAdjudication,
+    ValidationFailed,
+)
 from casework.integrations import messages
 from casework.integrations.base import Decision, Outcome
 from casework.services.auth import Principal, Role
@@ -98,8 +103,22 @@ def _outcome(session: Session, integration: Integration, decision: Decision, pro
         return Outcome(
             "already_decided", messages.already_decided(exc.details.get("resolution") or {}), review.id
         )
-    except ValidationFailed as exc:
+    except (ValidationFailed, DecisionAlreadySubmitted, ReviewNeedsAdjudication) as exc:
+        # Said in the tool, in the API's words: a review several people decide takes one decision from each,
+        # and once they disagree only a lead rules (in Casework, where every decision is in view).
         return Outcome("refused", exc.message, review.id)
+    if result.review.status != "resolved":  # several reviewers: this one's decision is in, others' to come
+        waiting = (
+            "the reviewers disagree, so a lead will rule"
+            if result.review.status == "needs_adjudication"
+            else f"{result.review.decisions_submitted} of {result.review.reviewers_required} decisions are in"
+        )
+        return Outcome(
+            "accepted",
+            f"Recorded: {decision.classification} (by {decision.reviewer}); {waiting}.",
+            review.id,
+            None,
+        )
     return Outcome(
         "accepted",
         f"Decided: {decision.classification} (by {decision.reviewer}).",
