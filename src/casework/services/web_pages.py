@@ -107,9 +107,21 @@ class Routing:
 
 
 def why_queued(review: Review, threshold: float | None) -> Routing:
-    """Why the judge sent this review to people, as far as today's records tell: it said ambiguous, named
-    something that is not an option, or was less sure than its evaluator's threshold. A stand-in until
-    reviews carry the reason they were queued for (tier, spot check ...): the queue reads only this."""
+    """Why this review was sent to people: the reason stored when it was queued (a spot check, a risk tier's
+    rule, a re-opening); otherwise what the judge (ours, or the caller's for a review queued through the API)
+    said: ambiguous, something that is not an option, or less sure than its evaluator's threshold."""
+    if review.kind == "spot_check" or review.reason == "spot_check":
+        return Routing(
+            "spot check", "A random share of automatic decisions is checked by people: this is one of them."
+        )
+    if review.reason == "tier_rule":
+        tier = f" {review.tier}" if review.tier else ""
+        return Routing(f"risk tier{tier}", f"Its risk tier{tier} sends this verdict to people.")
+    if review.reason == "reopened":
+        return Routing(
+            "re-opened",
+            "Re-opened: a control memory decided it with was changed or retired, or a person overturned memory.",
+        )
     confidence = review.confidence
     if review.classification == "ambiguous":
         return Routing("judge said ambiguous", "The judge answered ambiguous.")
