@@ -15,11 +15,12 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
 from casework.cli import KeyRole, app
 from casework.services.auth import Role
-from tests.support import serving, wait_for
+from tests.support import POSTGRES_ADMIN_URL, serving, wait_for
 
 
 def casework(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -281,6 +282,18 @@ def test_commands_do_not_make_a_new_database_where_there_is_none(tmp_path: Path)
         assert f"no Casework database at {home / 'casework.db'}" in result.stderr.replace("\n", " ")
         assert "CASEWORK_HOME" in result.stderr
     assert not (home / "casework.db").exists()
+
+
+def test_a_postgresql_database_that_does_not_exist_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    missing = make_url(POSTGRES_ADMIN_URL).set(database="casework_no_such_database").render_as_string(False)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CASEWORK_")} | {
+        "CASEWORK_HOME": str(tmp_path / "home"),
+        "CASEWORK_DATABASE_URL": missing,
+    }
+    result = casework("keys", "list", env=env)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) <= 3, result.stderr
+    assert "Cannot open the database" in result.stderr and "does not exist" in result.stderr
 
 
 def test_links_use_the_public_url_or_an_address_a_browser_can_open(env: dict[str, str]) -> None:

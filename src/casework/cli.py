@@ -104,6 +104,7 @@ def _open_database(settings: Settings, *, create: bool = True) -> Database:
         pool_size=settings.db_pool_size,
         statement_wait_seconds=settings.database_wait_bound,
     )
+    _check_reachable(database, settings)
     if not create and migrate.current_revision(database) is None:
         database.dispose()
         _fail(
@@ -111,6 +112,22 @@ def _open_database(settings: Settings, *, create: bool = True) -> Database:
             "CASEWORK_HOME or CASEWORK_DATABASE_URL, or run `casework db upgrade` to set this one up."
         )
     return database
+
+
+def _check_reachable(database: Database, settings: Settings) -> None:
+    """One line, not a traceback, when the database cannot be opened (a PostgreSQL server that is down, a
+    database that does not exist, a password refused)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        with database.engine.connect():
+            pass
+    except SQLAlchemyError as exc:
+        database.dispose()
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines() or ["unknown error"]
+        where = make_url(settings.effective_database_url).render_as_string(hide_password=True)
+        _fail(f"Cannot open the database {where}: {reason[0]}")
 
 
 def _make_home_private(home: Path, *, database_file: Path | None) -> None:
