@@ -104,9 +104,11 @@ def test_an_engineer_follows_a_trace_to_its_session_and_the_judges_exact_prompts
     assert (rect.get_attribute("x"), rect.get_attribute("width")) == ("100.0", "300.0")
     expect(turn.locator("[data-evaluations] li")).to_contain_text("policy-adherence")
     shot(page, "trace", backend)
+    trace_url = page.url
 
     page.get_by_role("link", name="chat-9").click()
     expect(page.locator("[data-turns] > li")).to_have_count(2)
+    session_url = page.url
     expect(page.locator("[data-turns] > li").first).to_contain_text("Can I raise my limit?")
     page.locator("[data-turns] > li").last.locator("[data-evaluations] a").first.click()
 
@@ -118,9 +120,20 @@ def test_an_engineer_follows_a_trace_to_its_session_and_the_judges_exact_prompts
     again = page.locator('[data-judge-call="reevaluation"]')  # ambiguous: judged again, with memories
     expect(again.locator("[data-prompt]").last).to_contain_text("No prior expert reviews.")
     shot(page, "evaluation", backend)
+    evaluation_url = page.url
 
     page.goto(f"/projects/{project['id']}/evaluations?ambiguous=yes")
     expect(page.locator("tbody tr")).to_have_count(2)
     page.get_by_label("Re-evaluated").select_option("no")
     page.get_by_role("button", name="Filter").click()
     expect(page.locator("tbody tr")).to_have_text("No evaluations match.")
+
+    # On a phone, the engineer's detail pages fit the screen (long attribute names and ids wrap).
+    page.set_viewport_size({"width": 375, "height": 740})
+    for url in (trace_url, session_url, evaluation_url):
+        page.goto(url)
+        width = page.evaluate("document.documentElement.scrollWidth")
+        offenders = page.evaluate(
+            "[...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > 376).slice(0, 12).map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right))"
+        )
+        assert width <= 375, f"{url} is {width} px wide: {offenders}"
