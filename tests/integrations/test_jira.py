@@ -3,7 +3,9 @@ from comments and transitions (signed webhooks), and Casework's decisions commen
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -157,3 +159,34 @@ def test_unknown_users_and_already_decided_reviews_are_answered_on_the_issue(
     }
     wait_for(lambda: any("Already decided by carla" in text_of(c) for c in jira.issues[key]["comments"]))
     assert jira.send(url, comment_event(key, "just a remark, not a decision")).json()["status"] == "ignored"
+
+
+def test_the_automation_rule_body_the_docs_give_decides(
+    admin: httpx.Client, jira: FakeJira, base_url: str, database: Database
+) -> None:
+    """docs/integrations/jira.md's Jira Automation body, with the smart values Jira would fill in, sent with
+    the token header, decides as a system webhook does."""
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "integrations" / "jira.md").read_text()
+    template = docs.split("*Custom data* exactly this body", 1)[1].split("```json", 1)[1].split("```", 1)[0]
+    project_id = make_project(admin)
+    integration = connect(admin, jira)
+    review = enqueue(admin, project_id)
+    key = issue_of(jira, review["id"], database)["key"]
+    filled = {
+        "{{issue.key}}": key,
+        "{{comment.body.jsonEncode}}": json.dumps('classification: compliant\nreasoning: "Fine" & polite.')[
+            1:-1
+        ],
+        "{{comment.author.accountId}}": "acc-ana",
+        "{{comment.author.emailAddress}}": "ana@bank.example",
+    }
+    for smart, value in filled.items():
+        template = template.replace(smart, value)
+    answer = httpx.post(
+        inbound_url(base_url, integration),
+        content=template.encode(),
+        headers={"content-type": "application/json", "x-casework-token": WEBHOOK_SECRET},
+    )
+    assert answer.json()["status"] == "accepted", answer.text
+    resolution = admin.get(f"/api/v1/hitl/reviews/{review['id']}").json()["resolution"]
+    assert (resolution["reviewer"], resolution["reasoning"]) == ("ana@bank.example", '"Fine" & polite.')
