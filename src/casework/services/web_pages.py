@@ -336,6 +336,8 @@ def review_page(session: Session, *, principal: Principal, review_id: str, claim
     neighbours = _neighbours(session, principal, review)
     view = review_service.view_review(session, principal=principal, review_id=review.id)
     evaluator = latest_evaluator(session, project_id=project.id, name=review.evaluator_type)
+    shown = _shows_suggestion(review)
+    suggestion = _suggestion(session, review) if shown else None
     return ReviewPage(
         review=review,
         project=project,
@@ -347,10 +349,10 @@ def review_page(session: Session, *, principal: Principal, review_id: str, claim
         previous_id=neighbours[0],
         routing=why_queued(review, evaluator.ambiguity_threshold if evaluator else None),
         claim=held,
-        suggestion=_suggestion(session, review) if _shows_suggestion(review) else None,
+        suggestion=suggestion,
         # No suggestion yet: the page asks for one while it is open (the memory pass of a decision just made
         # attaches it to its look-alikes a moment later).
-        watch_suggestion=_shows_suggestion(review) and _suggestion(session, review, controls=False) is None,
+        watch_suggestion=shown and suggestion is None,
         decisions=[d for d in view.decisions if d.status == "submitted"],
         decisions_hidden=view.hidden,
         decided_by_me=review_service.has_submitted(session, review, principal),
