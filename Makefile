@@ -9,16 +9,21 @@ BIN := $(VENV)/bin
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
+# uv installs what pip would, from the same index, in seconds instead of a minute (a minute of the ten that
+# `make test` has on a 2-core machine); pip takes over where uv cannot (no wheel for the platform, no index).
+INSTALL = $(BIN)/python -m uv pip install --quiet --python $(BIN)/python
+PIP_INSTALL = $(BIN)/python -m pip install --quiet
+
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(PIP_INSTALL) uv || $(PIP_INSTALL) --upgrade pip
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[server]'
+	$(INSTALL) -e '.[server]' || $(PIP_INSTALL) -e '.[server]'
 	@touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(INSTALL) -e '.[dev]' || $(PIP_INSTALL) -e '.[dev]'
 	@touch $@ $(VENV)/.installed
 
 serve: $(VENV)/.installed ## create .venv, install, migrate and start the server on 127.0.0.1:8000

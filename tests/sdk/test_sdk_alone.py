@@ -3,6 +3,7 @@ with it against a server: what an application's environment gets from `pip insta
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import subprocess
 import sys
@@ -33,8 +34,12 @@ def test_the_sdk_installs_alone_and_runs_the_tutorials_calls(
     venv = tmp_path / "app-venv"
     run(sys.executable, "-m", "venv", "--without-pip", venv)
     python = venv / "bin" / "python"
-    # This test's own pip installs into the new environment, from the machine's configured (local) index.
-    run(sys.executable, "-m", "pip", "--python", python, "install", "--quiet", source)
+    # The installer that made the test environment (uv, else pip) installs into the new one, from the same
+    # index: it resolves the distribution's own dependencies, as `pip install casework` does.
+    if importlib.util.find_spec("uv"):
+        run(sys.executable, "-m", "uv", "pip", "install", "--quiet", "--python", python, source)
+    else:
+        run(sys.executable, "-m", "pip", "--python", python, "install", "--quiet", source)
 
     missing = run(
         python,
