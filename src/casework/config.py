@@ -196,6 +196,12 @@ class Settings(BaseSettings):
         ge=60,
         description="How often Slack and Teams integrations post their digest (pending, oldest, overdue).",
     )
+    job_retention_days: float = Field(
+        default=7.0,
+        ge=0,
+        description="Days a finished background job (a delivery, a scheduled tick, a memory pass) is kept before "
+        "maintenance deletes it; evaluation jobs stay with their spans and runs, failed jobs stay. 0 keeps them all.",
+    )
     sla_sweep_seconds: float = Field(
         default=60.0,
         ge=1,

@@ -13,16 +13,18 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from casework.db.engine import Database
-from casework.db.models import Event, Job, SubscriberPosition
+from casework.db.models import Event, Job, Project, Run, SubscriberPosition
 from casework.db.types import utcnow
 from casework.events import EventType
+from casework.ids import new_id
 from casework.services import events
-from casework.services.jobs import ClaimedJob, queue_job
+from casework.services.jobs import ClaimedJob, prune_finished, queue_job
 from casework.services.workspaces import get_or_create_workspace
 from casework.subscribers import Subscriber
 from casework.worker.kinds import GiveUp, JobKind, Registry, Retry, Schedule
 from casework.worker.loop import Worker
-from tests.support import run_async
+from casework.worker.maintenance import maintenance_kind, maintenance_schedule
+from tests.support import run_async, wait_for
 
 pytestmark = pytest.mark.storage
 
@@ -197,3 +199,72 @@ def test_a_full_lane_takes_its_next_jobs_as_slots_free_not_at_the_next_poll(data
 
     run_async(serve)
     assert len(done) == 40
+
+
+def test_maintenance_deletes_old_finished_jobs_and_keeps_evaluations_failures_and_recent_ones(
+    database: Database, workspace_id: str
+) -> None:
+    now = utcnow()
+    with database.transaction() as session:
+        project = Project(id=new_id("prj"), workspace_id=workspace_id, name="maintained")
+        session.add(project)
+        session.flush()
+        run = Run(id=new_id("run"), project_id=project.id, name="nightly")
+        session.add(run)
+        session.flush()
+
+        def job(name: str, *, days_ago: float, status: str = "done", run_id: str | None = None) -> Job:
+            finished = now - timedelta(days=days_ago)
+            return Job(
+                id=name, kind="webhook.deliver", project_id=project.id, run_id=run_id, status=status,
+                available_at=finished, created_at=finished, finished_at=finished,
+            )  # fmt: skip
+
+        session.add_all(
+            [
+                job("old-1", days_ago=30),
+                job("old-2", days_ago=9),
+                job("old-3", days_ago=8),
+                job("recent", days_ago=6),
+                job("old-failed", days_ago=30, status="failed"),
+                job("old-evaluation-of-a-run", days_ago=30, run_id=run.id),
+            ]
+        )
+
+    def left() -> set[str]:
+        with database.transaction(write=False) as session:
+            return set(session.execute(select(Job.id).where(Job.project_id.is_not(None))).scalars())
+
+    # A batch takes the oldest first.
+    with database.transaction() as session:
+        assert prune_finished(session, finished_before=now - timedelta(days=7), limit=2) == 2
+    assert left() == {"old-3", "recent", "old-failed", "old-evaluation-of-a-run"}
+
+    registry = Registry(lanes={"default": 2})
+    worker = make_worker(database, registry)
+    registry.add(maintenance_kind(worker.db, retention_days=7)).schedule(maintenance_schedule(3607.0))
+    run_async(worker.run_once)
+    wait_for(lambda: left() == {"recent", "old-failed", "old-evaluation-of-a-run"}, message=f"left: {left()}")
+
+
+def test_a_retention_of_zero_keeps_every_finished_job(database: Database, workspace_id: str) -> None:
+    with database.transaction() as session:
+        long_ago = utcnow() - timedelta(days=400)
+        session.add(Job(id="ancient", kind="webhook.deliver", status="done", finished_at=long_ago))
+    registry = Registry(lanes={"default": 2})
+    worker = make_worker(database, registry)
+    registry.add(maintenance_kind(worker.db, retention_days=0)).schedule(maintenance_schedule(3613.0))
+    run_async(worker.run_once)
+
+    def ticked() -> bool:
+        with database.transaction(write=False) as session:
+            return (
+                session.execute(
+                    select(Job.status).where(Job.kind == "maintenance", Job.status == "done")
+                ).first()
+                is not None
+            )
+
+    wait_for(ticked, message="the maintenance tick did not run")
+    with database.transaction(write=False) as session:
+        assert session.get(Job, "ancient") is not None

@@ -769,6 +769,9 @@ class Span(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+_PRUNABLE_JOBS = "status = 'done' AND span_id IS NULL AND run_id IS NULL"
+
+
 class Job(Base):
     """Durable background work of any kind (casework.worker.kinds): evaluating an interaction, a memory pass, a
     webhook delivery, a scheduled tick.
@@ -792,6 +795,13 @@ class Job(Base):
         Index("ix_jobs_run_id_status", "run_id", "status"),
         # A job that must exist once only (a scheduled tick, the memory pass of one control).
         Index("uq_jobs_dedupe_key", "dedupe_key", unique=True),
+        # What maintenance deletes (casework.services.jobs.prune_finished): finished operational jobs, oldest first.
+        Index(
+            "ix_jobs_prunable",
+            "finished_at",
+            sqlite_where=text(_PRUNABLE_JOBS),
+            postgresql_where=text(_PRUNABLE_JOBS),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)

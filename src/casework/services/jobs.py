@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from casework.db.dialect import insert_ignoring_conflict
@@ -314,6 +314,33 @@ def count_jobs(
     for status, count in session.execute(query.group_by(Job.status)).all():
         counts[status] = count
     return counts
+
+
+# How many finished jobs one transaction deletes: on SQLite the delete holds the one write lock meanwhile.
+PRUNE_BATCH = 5_000
+
+
+def prune_finished(session: Session, *, finished_before: datetime, limit: int = PRUNE_BATCH) -> int:
+    """Delete up to ``limit`` jobs that finished well before ``finished_before``: the operational ones (webhook
+    and integration deliveries, scheduled ticks, memory passes, refreshes), whose results live elsewhere (the
+    deliveries' own records, the events, the reviews). Evaluation jobs (of a span or a run) are kept with what
+    they evaluated: a span's job is what keeps the same interaction from being evaluated twice, and a run's
+    jobs are what its progress counts. Failed jobs are kept for an operator to read. Returns how many went."""
+    doomed = (
+        select(Job.id)
+        .where(
+            Job.status == "done",
+            Job.span_id.is_(None),
+            Job.run_id.is_(None),
+            Job.finished_at < finished_before,
+        )
+        .order_by(Job.finished_at)
+        .limit(limit)
+    )
+    ids = list(session.execute(doomed).scalars())
+    if ids:
+        session.execute(delete(Job).where(Job.id.in_(ids)))
+    return len(ids)
 
 
 def pending_jobs(session: Session) -> int:

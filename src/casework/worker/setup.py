@@ -15,9 +15,7 @@ from casework.config import Settings
 from casework.db.engine import Database
 from casework.db.group_commit import GroupCommit
 from casework.secrets import SecretBox, check_key, load_key
-from casework.services import webhooks as webhook_service
 from casework.services.integration_deliveries import DIGEST
-from casework.services.jobs import ClaimedJob
 from casework.subscribers import builtin_subscribers
 from casework.subscribers.integrations import IntegrationSender
 from casework.subscribers.webhooks import WebhookSender
@@ -25,12 +23,11 @@ from casework.worker.agreement import agreement_kind
 from casework.worker.evaluation import evaluation_kinds
 from casework.worker.golden import LANE as GOLDEN_LANE
 from casework.worker.golden import golden_kinds
-from casework.worker.kinds import JobKind, Registry, Schedule
+from casework.worker.kinds import Registry, Schedule
 from casework.worker.loop import Worker
+from casework.worker.maintenance import maintenance_kind, maintenance_schedule
 from casework.worker.runner import EvaluationRunner
 from casework.worker.sla import sla_kind, sla_schedule
-
-MAINTENANCE = "maintenance"
 
 
 def secret_box(settings: Settings, database: Database) -> SecretBox:
@@ -101,9 +98,6 @@ def build_background(
         timeout_seconds=settings.webhook_timeout_seconds,
     )
 
-    async def maintenance(_job: ClaimedJob) -> None:
-        await worker.db(webhook_service.forget_expired_secrets, write=True)
-
     registry.add(
         *evaluation_kinds(runner),
         *golden_kinds(
@@ -111,12 +105,12 @@ def build_background(
         ),
         sender.kind(),
         *integrations.job_kinds(),
-        JobKind(MAINTENANCE, maintenance),
+        maintenance_kind(worker.db, retention_days=settings.job_retention_days),
         sla_kind(worker.db),
         agreement_kind(worker.db),
     )
     registry.schedule(
-        Schedule(MAINTENANCE, every_seconds=600),
+        maintenance_schedule(),
         Schedule(DIGEST, every_seconds=settings.digest_every_seconds),
         sla_schedule(settings.sla_sweep_seconds),
     )
