@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -16,6 +17,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
+from casework.db import notify
 from casework.errors import ServiceUnavailable
 
 # Execution option carried by the "writer" engine view: on SQLite its transactions start with BEGIN IMMEDIATE.
@@ -212,6 +214,8 @@ class Database:
         # on the same file still queue in the busy handler.
         self._sqlite_writer = threading.RLock() if engine.dialect.name == "sqlite" else None
         self._commit_listeners: list[Callable[[], None]] = []
+        self._listener: notify.Listener | None = None
+        self._origin = secrets.token_hex(8)  # names this Database's notifications, which it need not hear
         self._read = sessionmaker(bind=engine, expire_on_commit=False)
         self._write = sessionmaker(
             bind=engine.execution_options(**{_WRITE_OPTION: True}), expire_on_commit=False
@@ -279,6 +283,8 @@ class Database:
         session = self.session(write=write)
         try:
             yield session
+            if session.info.get(_WAKE) and self.dialect == "postgresql":
+                notify.notify_new_work(session, origin=self._origin)  # other processes' workers, at commit
             session.commit()
         except BaseException:
             session.rollback()
@@ -292,14 +298,39 @@ class Database:
             self._committed_new_work()
 
     def on_new_work(self, listener: Callable[[], None]) -> Callable[[], None]:
-        """Call ``listener`` (from the committing thread) after each commit that queued events or jobs; returns
-        a function that removes it. This is how a worker hears of work without polling: the one place."""
+        """Call ``listener`` after each commit that queued events or jobs: this process's (from the committing
+        thread) and, on PostgreSQL, any process's (from a listening thread, casework.db.notify); returns a
+        function that removes it. This is how a worker hears of work without polling: the one place."""
         self._commit_listeners.append(listener)
-        return lambda: self._commit_listeners.remove(listener)
+        if self.dialect == "postgresql" and self._listener is None:
+            self._listener = notify.Listener(
+                notify.conninfo_of(self.engine.url),
+                {"connect_timeout": POSTGRESQL_CONNECT_SECONDS, **_POSTGRESQL_TCP},
+                self._committed_new_work,
+                origin=self._origin,
+            )
+
+        def remove() -> None:
+            self._commit_listeners.remove(listener)
+            if not self._commit_listeners:
+                self._stop_listening()
+
+        return remove
+
+    @property
+    def listening(self) -> threading.Event | None:
+        """On PostgreSQL, once a worker listens: set while the LISTEN connection is up."""
+        return self._listener.listening if self._listener is not None else None
+
+    def _stop_listening(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.stop()
 
     def _committed_new_work(self) -> None:
         for listener in list(self._commit_listeners):
             listener()
 
     def dispose(self) -> None:
+        self._stop_listening()
         self.engine.dispose()
