@@ -43,6 +43,11 @@ class ReviewFilterCreate(Strict):
         default="people",
         description="people: only reviews a person resolved; anyone: memory's decisions too.",
     )
+    agreement: Literal["any", "reached"] = Field(
+        default="any",
+        description="reached: only reviews that two or more reviewers decided independently and alike (overlap); "
+        "one person's decisions, disagreements a lead settled and memory's decisions are left out.",
+    )
 
 
 class ControlFilterCreate(Strict):

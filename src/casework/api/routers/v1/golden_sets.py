@@ -60,6 +60,7 @@ def _filter(found: ReviewFilterCreate | None) -> golden_service.ReviewFilter | N
         since=found.since,
         until=found.until,
         decided_by=found.decided_by,
+        agreement=found.agreement,
     )
 
 
