@@ -298,3 +298,34 @@ def test_impact_shows_what_a_policy_would_send_to_people_and_the_report_what_tie
     assert 0 < low < 0.5 < high < 1
     untiered = next(t for t in report["tiers"] if t["tier"] is None)
     assert untiered["evaluations"] == 5
+
+
+def test_a_rule_on_the_run_is_checked_on_save_routes_live_verdicts_and_is_explained(
+    admin: httpx.Client, project_id: str, judge_server: JudgeServer
+) -> None:
+    on_run = {"field": "run", "op": "eq", "value": "nightly-backfill"}
+    policy = {**POLICY, "rules": [{"tier": "high", "when": [on_run]}, *POLICY["rules"]]}
+    wrong = save(admin, project_id, {**policy, "rules": [{"tier": "high", "when": [{**on_run, "op": "gt"}]}]})
+    assert wrong.status_code == 422
+    assert wrong.json()["error"]["details"]["problems"][0]["at"] == "rules[0].when[0]"
+    assert save(admin, project_id, policy).status_code == 200
+    run = admin.post(f"/api/v1/projects/{project_id}/runs", json={"name": "nightly-backfill"}).json()
+    other = admin.post(f"/api/v1/projects/{project_id}/runs", json={"name": "daytime"}).json()
+
+    judge_server.reply = confident("compliant", 0.95)
+    backfill = evaluate(admin, project_id, run_id=run["id"])
+    assert (backfill["tier"], review_of(admin, backfill)["reason"]) == ("high", "tier_rule")
+    daytime = evaluate(admin, project_id, run_id=other["id"])
+    assert (daytime["tier"], daytime["review_id"]) == ("standard", None)
+
+    facts = {"evaluator": "policy-adherence", "classification": "compliant", "confidence": 0.95}
+    for given in ({"run_id": run["id"]}, {"run": "nightly-backfill"}):
+        tried = admin.post(
+            "/api/v1/risk-tiers/dry-run", json={"project_id": project_id, "interaction": {**facts, **given}}
+        ).json()
+        assert (tried["tier"], tried["rule"], tried["needs_person"]) == ("high", 0, True)
+        assert "run eq 'nightly-backfill'" in tried["why"]
+    impact = admin.post("/api/v1/risk-tiers/impact", json={"project_id": project_id}).json()
+    by_tier = {t["tier"]: (t["evaluations"], t["to_people"]) for t in impact["tiers"]}
+    assert by_tier["high"] == (1, 1) and by_tier["standard"] == (1, 0)
+

@@ -1,8 +1,9 @@
 """Risk tiers: how much human attention an interaction gets, decided by the project's ordered rules.
 
 A project's policy names its tiers and the rules that assign an interaction to one from what is known when it is
-evaluated (evaluator, classification and confidence, whether the judge was unsure, the span's or the request's
-metadata, the tags of the controls memory retrieved). The first rule whose conditions all hold wins; otherwise
+evaluated (evaluator, classification and confidence, whether the judge was unsure, the run (its name as
+``casework.init`` gives it, or its id), the span's or the request's metadata, the tags of the controls memory
+retrieved). The first rule whose conditions all hold wins; otherwise
 the default tier. A tier says which verdicts need a person, how often confident ones are spot-checked, whether
 memory may decide alone, the queue priority, how many independent decisions its reviews need
 (``reviewers_required``) and its SLA (``sla``: any of the SLA policy's fields).
@@ -21,14 +22,23 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from casework.db.models import Control, Evaluation, EvaluationControl, Project, Review, RiskPolicy, Span
+from casework.db.models import (
+    Control,
+    Evaluation,
+    EvaluationControl,
+    Project,
+    Review,
+    RiskPolicy,
+    Run,
+    Span,
+)
 from casework.db.types import utcnow
 from casework.errors import ValidationFailed
 from casework.events import EventType
@@ -41,7 +51,8 @@ from casework.services.sla import Policy as SlaPolicy
 
 REVIEW_MODES = ("ambiguous", "ambiguous_or_classification", "always")
 OPERATORS = ("eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "contains", "exists")
-FIELDS = ("evaluator", "classification", "confidence", "ambiguous", "control_tags")
+FIELDS = ("evaluator", "classification", "confidence", "ambiguous", "run", "run_id", "control_tags")
+TEXT_FIELDS = ("run", "run_id")  # compared as text, never as numbers
 METADATA = "metadata."
 MAX_REVIEWERS = 20  # as an evaluator's reviewers_required
 
@@ -134,6 +145,8 @@ class Facts:
     ambiguous: bool = False
     metadata: Mapping[str, Any] = field(default_factory=dict)
     control_tags: Sequence[str] = ()
+    run: str | None = None  # the run's name
+    run_id: str | None = None
 
     def value(self, name: str) -> tuple[Any, bool]:
         if name.startswith(METADATA):
@@ -259,6 +272,8 @@ def _condition_problem(condition: Mapping[str, Any]) -> str | None:
         return f"unknown field {name!r}: one of {', '.join(FIELDS)} or metadata.<key>"
     if op not in OPERATORS:
         return f"unknown op {op!r}: one of {', '.join(OPERATORS)}"
+    if name in TEXT_FIELDS and op in ("gt", "gte", "lt", "lte"):
+        return f"{name} is text: {op} compares numbers"
     if op in ("gt", "gte", "lt", "lte") and _number(value) is None:
         return f"{op} compares numbers: {value!r} is not one"
     if op in ("in", "not_in") and not isinstance(value, list):
@@ -361,8 +376,18 @@ def route(
     )
     if forced:
         return Routing(tier.name, True, "tier_rule", 0.0, tier.priority)
-    own = tier.memory_spot_check_rate if subject == "memory" else tier.spot_check_rate
-    return Routing(tier.name, False, ambiguous_reason, automatic_rate if own is None else own, tier.priority)
+    return Routing(
+        tier.name, False, ambiguous_reason, spot_check_rate(tier, subject, automatic_rate), tier.priority
+    )
+
+
+def spot_check_rate(tier: Tier | None, subject: str, automatic_rate: float) -> float:
+    """How often an automatic decision of ``subject`` ("judge": a confident verdict; "memory": memory decided)
+    in ``tier`` is spot-checked: the tier's own rate for it, else ``automatic_rate`` (the evaluator's)."""
+    own = (
+        None if tier is None else tier.memory_spot_check_rate if subject == "memory" else tier.spot_check_rate
+    )
+    return automatic_rate if own is None else own
 
 
 def tier_of(session: Session, project_id: str, name: str | None) -> Tier | None:
@@ -420,6 +445,16 @@ def control_tags(session: Session, control_ids: Iterable[str]) -> list[str]:
     return sorted(tags)
 
 
+def run_name(session: Session, project_id: str, run_id: str | None) -> str | None:
+    """The name of one of the project's runs (None: no such run, or none given)."""
+    if run_id is None:
+        return None
+    found: str | None = session.execute(
+        select(Run.name).where(Run.project_id == project_id, Run.id == run_id)
+    ).scalar_one_or_none()
+    return found
+
+
 def span_attributes(session: Session, project_id: str, span_id: str | None) -> dict[str, Any]:
     if span_id is None:
         return {}
@@ -468,6 +503,8 @@ def dry_run(
     policy = parse(document) if document is not None else policy_of(session, project_id)
     if policy is None:
         raise ValidationFailed("This project has no risk tiers yet: send a policy to try.")
+    if facts.run_id is not None and facts.run is None:
+        facts = replace(facts, run=run_name(session, project_id, facts.run_id))
     tier, _ = policy.tier_for(facts)
     given = attention(session, project=project, evaluator_type=facts.evaluator, tier=tier)
     return explain(policy, facts, given)
@@ -505,6 +542,13 @@ def _history(session: Session, project_id: str, days: int, limit: int) -> list[t
             )
         )
     }
+    runs = dict(
+        session.execute(
+            select(Run.id, Run.name).where(
+                Run.project_id == project_id, Run.id.in_({e.run_id for e in found if e.run_id})
+            )
+        ).all()
+    )
     spans = {
         span_id: attributes
         for span_id, attributes in session.execute(
@@ -528,6 +572,8 @@ def _history(session: Session, project_id: str, days: int, limit: int) -> list[t
                     ambiguous=evaluation.ambiguous,
                     metadata=metadata,
                     control_tags=tags,
+                    run=runs.get(evaluation.run_id or ""),
+                    run_id=evaluation.run_id,
                 ),
             )
         )

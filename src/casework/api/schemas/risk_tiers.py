@@ -48,7 +48,8 @@ class TierIn(Strict):
 
 class ConditionIn(Strict):
     field: Annotated[str, StringConstraints(min_length=1, max_length=200)] = Field(
-        description="evaluator, classification, confidence, ambiguous, control_tags, or metadata.<key> (the "
+        description="evaluator, classification, confidence, ambiguous, run (the run's name, as casework.init "
+        "gives it), run_id, control_tags (the tags of the controls memory retrieved), or metadata.<key> (the "
         "span's attributes, or the metadata sent with POST /api/v1/evaluations)."
     )
     op: Literal["eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "contains", "exists"]
@@ -90,6 +91,10 @@ class InteractionFacts(Strict):
     ambiguous: bool = False
     metadata: FreeForm | None = None
     control_tags: list[Label] = Field(default_factory=list, max_length=50)
+    run: Label | None = Field(
+        default=None, description="The run's name (looked up from run_id if not given)."
+    )
+    run_id: Label | None = None
 
 
 class DryRunIn(Strict):

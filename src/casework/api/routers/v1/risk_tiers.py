@@ -57,6 +57,8 @@ async def dry_run(body: DryRunIn, db: Db, caller: Caller) -> DryRunPublic:
             ambiguous=facts.ambiguous,
             metadata=facts.metadata or {},
             control_tags=facts.control_tags,
+            run=facts.run,
+            run_id=facts.run_id,
         ),
         document=body.policy.model_dump(mode="json") if body.policy else None,
     )
