@@ -408,3 +408,55 @@ def test_a_tier_s_memory_spot_check_rate_is_what_memory_s_resolutions_are_checke
             assert settle_by_memory(session, review_id=review["id"], decision=decision) == "resolved"
     [check] = spot_checks(admin, project_id)
     assert (check["subject_id"], check["tier"]) == (high["id"], "high")
+
+
+def test_impact_and_the_dry_run_count_the_spot_checks_each_tier_would_send_to_people(
+    admin: httpx.Client, project_id: str, judge_server: JudgeServer
+) -> None:
+    judge_server.reply = confident("compliant", 0.95)
+    evaluate(admin, project_id, metadata=PRIVATE)
+    for _ in range(4):
+        evaluate(admin, project_id)
+    judge_server.reply = confident("compliant", 0.995)
+    for _ in range(2):
+        evaluate(admin, project_id)
+    judge_server.reply = confident("ambiguous", 0.3)
+    evaluate(admin, project_id)
+    # From now on the evaluator spot-checks half of its confident verdicts; the "checked" tier every one.
+    evaluator = admin.get("/api/v1/evaluators", params={"project_id": project_id}).json()["evaluators"][0]
+    admin.patch(
+        f"/api/v1/evaluators/{evaluator['id']}", json={"judge_spot_check_rate": 0.5}
+    ).raise_for_status()
+    policy = {
+        "tiers": [
+            {"name": "high", "review": "always"},
+            {"name": "checked", "spot_check_rate": 1.0},
+            {"name": "std"},
+        ],
+        "rules": [
+            POLICY["rules"][0],
+            {"tier": "checked", "when": [{"field": "confidence", "op": "gte", "value": 0.99}]},
+        ],
+        "default_tier": "std",
+    }
+    tried = admin.post("/api/v1/risk-tiers/impact", json={"project_id": project_id, "policy": policy}).json()
+    by_tier = {
+        t["tier"]: (t["evaluations"], t["to_people"], t["spot_checks"], t["share_to_people"])
+        for t in tried["tiers"]
+    }
+    assert by_tier == {"high": (1, 1, 0.0, 1.0), "checked": (2, 0, 2.0, 1.0), "std": (5, 1, 2.0, 0.6)}
+    assert (tried["evaluations"], tried["to_people"], tried["spot_checks"]) == (8, 2, 4.0)
+    assert (tried["share_to_people"], tried["share_spot_checked"]) == (0.75, 0.5)
+    assert (tried["to_people_now"], tried["spot_checks_now"]) == (1, 0)
+
+    facts = {"evaluator": "policy-adherence", "classification": "compliant"}
+    for interaction, expected in (
+        ({"confidence": 0.95}, (False, 0.5)),
+        ({"confidence": 0.995}, (False, 1.0)),
+        ({"confidence": 0.95, "metadata": PRIVATE}, (True, 0.0)),
+    ):
+        found = admin.post(
+            "/api/v1/risk-tiers/dry-run",
+            json={"project_id": project_id, "interaction": {**facts, **interaction}, "policy": policy},
+        ).json()
+        assert (found["needs_person"], found["spot_check_rate"]) == expected

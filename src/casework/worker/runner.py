@@ -28,7 +28,7 @@ from casework.config import Settings
 from casework.db.engine import Database
 from casework.db.group_commit import GroupCommit
 from casework.db.models import Evaluation, Evaluator
-from casework.definitions import AMBIGUOUS, EvaluatorDefinition, Interaction, Verdict
+from casework.definitions import AMBIGUOUS, EvaluatorDefinition, Interaction, Verdict, spot_check_rate_of
 from casework.evaluators.judge import JudgeError, LLMJudge
 from casework.evaluators.precedent import precedent_verdict
 from casework.memory.calibration import Calibration, calibrate
@@ -353,12 +353,9 @@ class EvaluationRunner:
                 for m in memories
             ],
             decides_alone=decides_alone,
-            spot_check_rate=self._rate(definition.spot_check_rate),
+            spot_check_rate=spot_check_rate_of(definition, "memory", self.spot_check_rate),
             calibrated=calibration.calibrated(verdict.classification),
         )
-
-    def _rate(self, rate: float | None) -> float:
-        return self.spot_check_rate if rate is None else rate
 
     async def _judge_unsure(self, definition: EvaluatorDefinition, project_id: str, verdict: Verdict) -> bool:
         """Whether the judge's first verdict goes to memory and people: by its fixed threshold, or, with
@@ -437,7 +434,7 @@ class EvaluationRunner:
             draft.ambiguous = unsure
             draft.reason = _reason(draft.final, definition)
             if not unsure:
-                draft.spot_check_rate = self._rate(definition.judge_spot_check_rate)
+                draft.spot_check_rate = spot_check_rate_of(definition, "judge", self.spot_check_rate)
                 draft.spot_check_subject = "judge"
         except JudgeError as exc:
             logger.warning("evaluator %s failed: %s", evaluator.name, exc)
