@@ -171,6 +171,24 @@ def test_a_run_measures_accuracy_kappa_and_ambiguity_against_the_human_answers(
     assert [r["id"] for r in listed][2:] == [second["id"], finished["id"]]
 
 
+def test_the_ambiguity_rate_counts_what_the_project_s_risk_tiers_send_to_people(
+    admin: httpx.Client, golden: dict[str, Any], judge_server: JudgeServer
+) -> None:
+    # Every non_compliant verdict goes to a person, however sure the judge is: items 2, 3 and 4, and the
+    # ambiguous item 5.
+    policy = {
+        "tiers": [{"name": "standard", "review": "ambiguous_or_classification", "classifications": [N]}],
+        "default_tier": "standard",
+    }
+    saved = admin.put("/api/v1/risk-tiers", params={"project_id": golden["project_id"]}, json=policy)
+    assert saved.status_code == 200, saved.text
+    judge_server.reply = answering(FIRST)
+    [metrics] = run(admin, golden["id"], memory=False)["metrics"]
+    assert (metrics["ambiguous"], metrics["ambiguity_rate"]) == (4, round(4 / 6, 4))
+    assert [c["passed"] for c in metrics["thresholds"] if c["metric"] == "ambiguity_rate"] == [False]
+    assert metrics["accuracy"] == round(4 / 6, 4)  # the verdicts themselves are as the judge gave them
+
+
 def test_memory_on_against_off_is_memory_s_contribution(
     admin: httpx.Client, golden: dict[str, Any], judge_server: JudgeServer
 ) -> None:

@@ -14,13 +14,22 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from casework.db.dialect import fast_insert
-from casework.db.models import Evaluator, GoldenItem, GoldenResult, GoldenRun, GoldenSet, Job, Project
+from casework.db.models import (
+    Control,
+    Evaluator,
+    GoldenItem,
+    GoldenResult,
+    GoldenRun,
+    GoldenSet,
+    Job,
+    Project,
+)
 from casework.db.types import utcnow
 from casework.definitions import DEFAULT_MODEL, EvaluatorDefinition, Interaction, validate
 from casework.errors import EvaluatorNotFound, GoldenRunNotFound, ValidationFailed
 from casework.events import EventType
 from casework.ids import new_id
-from casework.services import events
+from casework.services import events, risk_tiers
 from casework.services.auth import Principal
 from casework.services.evaluators import resolve_evaluators
 from casework.services.golden_metrics import Outcome, check, cost, diff, measure, validate_prices
@@ -343,6 +352,9 @@ def store_results(
     is measured and completed when this was its last missing piece. Returns whether the run completed now."""
     if claimed is not None and not finish_job(session, claimed=claimed):
         return False
+    run = session.get(GoldenRun, run_id)
+    if run is not None:
+        results = routed(session, run, results)
     now = utcnow()
     fast_insert(
         session,
@@ -351,6 +363,51 @@ def store_results(
         skip_conflicts=True,
     )
     return complete_if_done(session, run_id=run_id)
+
+
+def routed(session: Session, run: GoldenRun, verdicts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The verdicts as stored: ``ambiguous`` says whether each would have gone to people, as the project's
+    routing policy sends a live verdict there (casework.services.risk_tiers.route: the judge unsure, or a tier
+    that sends it to people whatever the judge said), with the item's ``metadata`` and the tags of the controls
+    memory used. Each verdict's ``control_ids`` and ``subject`` (who decided: judge or memory) are read here,
+    not stored. Spot checks (a random sample of the rest) are not counted."""
+    policy = risk_tiers.policy_of(session, run.project_id)
+    extra = [(verdict.pop("control_ids", ()), verdict.pop("subject", "judge")) for verdict in verdicts]
+    if policy is None:
+        return verdicts
+    names = {entry["evaluator_id"]: entry["name"] for entry in run.evaluators}
+    metadata: dict[str, dict[str, Any] | None] = dict(
+        session.execute(
+            select(GoldenItem.id, GoldenItem.attributes).where(
+                GoldenItem.id.in_({verdict["item_id"] for verdict in verdicts})
+            )
+        ).all()
+    )
+    used = {control_id for control_ids, _ in extra for control_id in control_ids}
+    tags = (
+        dict(session.execute(select(Control.id, Control.tags).where(Control.id.in_(used))).all())
+        if used
+        else {}
+    )
+    for verdict, (control_ids, subject) in zip(verdicts, extra, strict=True):
+        if verdict["error"] is not None or verdict["classification"] is None:
+            continue
+        routing = risk_tiers.route(
+            policy,
+            risk_tiers.Facts(
+                evaluator=names[verdict["evaluator_id"]],
+                classification=verdict["classification"],
+                confidence=verdict["confidence"],
+                ambiguous=verdict["ambiguous"],
+                metadata=metadata.get(verdict["item_id"]) or {},
+                control_tags=sorted({tag for c in control_ids for tag in tags.get(c) or ()}),
+            ),
+            automatic_rate=0.0,
+            subject=subject,
+            ambiguous_reason="ambiguous",
+        )
+        verdict["ambiguous"] = routing.needs_person
+    return verdicts
 
 
 def complete_if_done(session: Session, *, run_id: str) -> bool:

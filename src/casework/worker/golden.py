@@ -66,6 +66,9 @@ def golden_kinds(runner: EvaluationRunner, *, concurrency: int, max_attempts: in
             "prompt_tokens": _tokens(verdicts, "prompt_tokens"),
             "completion_tokens": _tokens(verdicts, "completion_tokens"),
             "error": draft.error,
+            # What routing reads (casework.services.golden_runs.routed), not stored.
+            "control_ids": list(draft.memory_scores),
+            "subject": draft.spot_check_subject,
         }
 
     loaded: asyncio.Task[None] | None = None

@@ -231,7 +231,10 @@ class EvaluatorMetrics(BaseModel):
     kappa: float | None = Field(description="Cohen's kappa against the human answers; null where undefined.")
     confusion: dict[str, dict[str, int]] = Field(description="Human answer to verdict to count.")
     ambiguous: int
-    ambiguity_rate: float | None = Field(description="Share of verdicts that would have gone to people.")
+    ambiguity_rate: float | None = Field(
+        description="Share of verdicts that would have gone to people: the judge unsure, or the project's risk "
+        "tier sending them there (as live verdicts are routed)."
+    )
     errors: int
     error_rate: float | None
     prompt_tokens: int | None = Field(
@@ -315,7 +318,7 @@ class GoldenResultPublic(BaseModel):
     classification: str | None
     correct: bool
     confidence: float | None
-    ambiguous: bool
+    ambiguous: bool = Field(description="It would have gone to people (unsure, or its risk tier sends it).")
     reevaluated: bool
     latency_ms: float
     prompt_tokens: int | None
