@@ -552,3 +552,36 @@ def test_a_run_whose_job_was_parked_as_failed_elsewhere_shows_failed_not_running
     # The worker that still held it stores nothing: its claim is gone.
     wait_for(lambda: len(judge_server.requests) == 6)
     assert admin.get(url).json()["status"] == "failed" and admin.get(url).json()["done"] == 0
+
+
+def test_an_evaluator_with_no_item_to_judge_is_refused_saying_why_never_run_over_nothing(
+    admin: httpx.Client, golden: dict[str, Any], judge_server: JudgeServer
+) -> None:
+    mine = admin.post(
+        "/api/v1/golden-sets",
+        json={
+            "project_id": golden["project_id"],
+            "name": "policy-only",
+            "items": [{**i, "evaluator_type": "policy-adherence"} for i in items()],
+        },
+    ).json()
+    renamed = {"definition": {**DRAFT, "name": "policy-adherence-v2"}}
+    for evaluators in ([renamed], ["policy-adherence", renamed]):
+        refused = admin.post(f"/api/v1/golden-sets/{mine['id']}/runs", json={"evaluators": evaluators})
+        assert refused.status_code == 422, refused.text
+        error = refused.json()["error"]
+        assert error["code"] == "validation_error"
+        assert "'policy-adherence-v2'" in error["message"] and "name a draft after" in error["message"]
+        assert (error["details"]["drafts"], error["details"]["item_evaluators"]) == (
+            ["policy-adherence-v2"],
+            ["policy-adherence"],
+        )
+    assert admin.get(f"/api/v1/golden-sets/{mine['id']}/runs").json()["runs"] == []
+    named = admin.post(
+        f"/api/v1/golden-sets/{mine['id']}/runs",
+        json={"evaluators": [{"definition": DRAFT}], "memory": False},
+    )
+    assert named.status_code == 202 and named.json()["total"] == 6
+    url = f"/api/v1/golden-sets/{mine['id']}/runs/{named.json()['id']}"
+    [judged] = wait_for(lambda: (r := admin.get(url).json())["status"] == "completed" and r)["metrics"]
+    assert judged["items"] == 6

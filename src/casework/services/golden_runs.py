@@ -183,12 +183,25 @@ def start_run(
     rows = session.execute(
         items_of(golden.id, version).with_only_columns(GoldenItem.id, GoldenItem.evaluator_type)
     ).all()
-    total = sum(1 for e in resolved for _, kind in rows if kind is None or kind == e["name"])
-    if not total:
+    counts = [sum(1 for _, kind in rows if kind is None or kind == e["name"]) for e in resolved]
+    idle = [e for e, count in zip(resolved, counts, strict=True) if not count]
+    if idle:
+        # An evaluator with nothing to judge would be reported as a run over no items: refused, saying why.
+        kinds = sorted({kind for _, kind in rows if kind is not None})
+        names = ", ".join(repr(e["name"]) for e in idle)
+        held = f"its items are for {', '.join(map(repr, kinds))}" if rows else "it has no items"
         raise ValidationFailed(
-            "No item of this golden set version is for these evaluators.",
-            details={"evaluators": [e["name"] for e in resolved], "version": version},
+            f"No item of version {version} of this golden set is for {names}: {held}. An evaluator judges the "
+            "items for its name (and those for no evaluator in particular); name a draft after the evaluator "
+            "it would replace.",
+            details={
+                "evaluators": [e["name"] for e in idle],
+                "drafts": [e["name"] for e in idle if e.get("draft")],
+                "item_evaluators": kinds,
+                "version": version,
+            },
         )
+    total = sum(counts)
     run = GoldenRun(
         id=new_id("glr"),
         golden_set_id=golden.id,
