@@ -585,3 +585,21 @@ def test_an_evaluator_with_no_item_to_judge_is_refused_saying_why_never_run_over
     url = f"/api/v1/golden-sets/{mine['id']}/runs/{named.json()['id']}"
     [judged] = wait_for(lambda: (r := admin.get(url).json())["status"] == "completed" and r)["metrics"]
     assert judged["items"] == 6
+
+
+def test_a_run_s_rate_limit_spaces_its_judge_requests_and_is_validated(
+    admin: httpx.Client, golden: dict[str, Any], judge_server: JudgeServer
+) -> None:
+    for wrong in (0, -1, "fast", 20_000):
+        refused = admin.post(
+            f"/api/v1/golden-sets/{golden['id']}/runs",
+            json={"evaluators": ["policy-adherence"], "requests_per_second": wrong},
+        )
+        assert refused.status_code == 422 and refused.json()["error"]["code"] == "validation_error"
+    judge_server.reply = answering(EXPECTED)
+    finished = run(admin, golden["id"], memory=False, requests_per_second=10)
+    assert finished["metrics"][0]["accuracy"] == 1.0
+    # Six requests at most ten a second, evenly spaced: the last comes at least 0.5 s after the first (less a
+    # little for the network); unlimited, all six come at once (CASEWORK_GOLDEN_CONCURRENCY is 16).
+    assert len(judge_server.arrivals) == 6
+    assert judge_server.arrivals[-1] - judge_server.arrivals[0] >= 0.4

@@ -6,6 +6,7 @@ tokens, latency, the set's thresholds, and the per-item diff with the previous r
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -39,6 +40,7 @@ from casework.services.pagination import decode_cursor, encode_cursor, to_json_t
 
 JOB_KIND = "golden.run"
 CHUNK = 250  # items per job: a job's verdicts are stored in one transaction
+MAX_REQUESTS_PER_SECOND = 10_000
 
 
 @dataclass(frozen=True)
@@ -171,12 +173,24 @@ def start_run(
     memory: bool,
     version: int | None = None,
     prices: dict[str, Any] | None = None,
+    requests_per_second: float | None = None,
 ) -> dict[str, Any]:
     """Queue a run of these evaluator versions (saved ones, saved ones with another model, or drafts) on a
     version of the set (the current one by default). Each evaluator judges the items meant for it (an item
     for no evaluator in particular is for all). ``prices`` (model to dollars per million prompt and
-    completion tokens) are kept with the run for its cost estimate."""
+    completion tokens) are kept with the run for its cost estimate; ``requests_per_second`` (None: no limit
+    but the worker's concurrency) goes with each of its jobs, and the worker holds its judge calls to it."""
     principal.require_write()
+    if requests_per_second is not None and not (
+        isinstance(requests_per_second, int | float)
+        and math.isfinite(requests_per_second)
+        and 0 < requests_per_second <= MAX_REQUESTS_PER_SECOND
+    ):
+        raise ValidationFailed(
+            f"requests_per_second is a number above 0 and at most {MAX_REQUESTS_PER_SECOND}, "
+            f"not {requests_per_second!r}.",
+            details={"field": "requests_per_second"},
+        )
     golden = get_golden_set(session, principal=principal, golden_set_id=golden_set_id)
     version = _version_or_current(golden, version)
     resolved = _run_evaluators(session, principal=principal, project_id=golden.project_id, wanted=evaluators)
@@ -223,7 +237,11 @@ def start_run(
             session,
             kind=JOB_KIND,
             project_id=golden.project_id,
-            payload={"run_id": run.id, "item_ids": ids[start : start + CHUNK]},
+            payload={
+                "run_id": run.id,
+                "item_ids": ids[start : start + CHUNK],
+                **({"requests_per_second": requests_per_second} if requests_per_second else {}),
+            },
             dedupe_key=_job_key(run.id, number),  # also how the run finds its jobs
         )
     return run_record(session, run)

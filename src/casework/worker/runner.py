@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -381,11 +381,13 @@ class EvaluationRunner:
         *,
         memory: bool = True,
         exclude: Collection[str] = (),
+        pace: Callable[[], Awaitable[None]] | None = None,
     ) -> EvaluationDraft:
         """Judge; when unsure (or always, if the evaluator says so), judge again with the expert decisions on
         similar cases in {memories}. The precedent evaluator's verdict is memory's alone. Golden-set runs pass
-        ``memory=False`` to measure the judge without the controls, and ``exclude`` so that memory never
-        sees the control made from the very decision an item's answer comes from."""
+        ``memory=False`` to measure the judge without the controls, ``exclude`` so that memory never
+        sees the control made from the very decision an item's answer comes from, and ``pace`` (awaited before
+        each judge call) to hold a run to its rate limit."""
         definition = definition_of(evaluator)
         draft = EvaluationDraft(evaluator=evaluator, interaction=interaction)
         try:
@@ -398,6 +400,8 @@ class EvaluationRunner:
                     return draft
                 await self._by_precedent(draft, definition, evaluator.project_id, exclude=exclude)
                 return draft
+            if pace is not None:
+                await pace()
             draft.first = draft.final = await self.judge.judge(definition, interaction)
             unsure = await self._judge_unsure(definition, evaluator.project_id, draft.first)
             if memory and (definition.reeval == "always" or (definition.reeval == "ambiguous" and unsure)):
@@ -410,6 +414,8 @@ class EvaluationRunner:
                     exclude=exclude,
                 )
                 draft.memory_scores = {m.control.id: m.score for m in memories}
+                if pace is not None:
+                    await pace()
                 draft.final = await self.judge.judge(
                     definition, interaction, memories=format_memories(memories)
                 )

@@ -185,6 +185,13 @@ class GoldenRunCreate(Strict):
         description="Model to US dollars per million tokens, for this run's cost estimate (over "
         "CASEWORK_MODEL_PRICES).",
     )
+    requests_per_second: float | None = Field(
+        default=None,
+        gt=0,
+        le=10_000,
+        description="At most this many judge requests a second for this run, per worker process, evenly spaced "
+        "(a re-evaluation is a second request); beside CASEWORK_GOLDEN_CONCURRENCY. None: no rate limit.",
+    )
 
 
 class ThresholdCheck(BaseModel):

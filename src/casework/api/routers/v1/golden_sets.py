@@ -248,6 +248,7 @@ async def start_run(
         memory=body.memory,
         version=body.version,
         prices=prices,
+        requests_per_second=body.requests_per_second,
     )
     return reply
 
