@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -38,6 +39,7 @@ def system_message(body: dict[str, Any]) -> str:
 class JudgeServer:
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
+        self.arrivals: list[float] = []  # when each judge request came in (time.monotonic)
         self.reply: Reply = confident("ambiguous", 0.3)
         self.delay_seconds = 0.0
         self.held = False  # while True, every judge request waits (a test releases them when it is ready)
@@ -53,6 +55,7 @@ class JudgeServer:
 
     def reset(self) -> None:
         self.requests.clear()
+        self.arrivals.clear()
         self.chat_requests.clear()
         self.embedding_requests.clear()
         self.chat = agent_answer
@@ -78,6 +81,7 @@ class JudgeServer:
             self.chat_requests.append(body)
             return JSONResponse(_completion(body, self.chat(body), None, len(self.chat_requests), self.usage))
         self.requests.append(body)
+        self.arrivals.append(time.monotonic())
         while self.held:
             await asyncio.sleep(0.01)
         if self.delay_seconds:

@@ -9,9 +9,12 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from casework.cli import API_FAILED, THRESHOLD_FAILED, app
+from casework.db.engine import Database
+from casework.db.models import Job
 from tests.judge_server import JudgeServer, human_message
 from tests.support import POLICY_EVALUATOR, Tenant, make_project
 
@@ -57,7 +60,7 @@ def imported(admin: httpx.Client, cli: Any, tmp_path: Path) -> str:
 
 
 def test_a_run_that_meets_its_thresholds_exits_zero_and_one_that_does_not_exits_one(
-    cli: Any, imported: str, judge_server: JudgeServer
+    cli: Any, imported: str, judge_server: JudgeServer, database: Database
 ) -> None:
     judge_server.reply = judge_says(ANSWERS)
     result = cli(
@@ -73,9 +76,14 @@ def test_a_run_that_meets_its_thresholds_exits_zero_and_one_that_does_not_exits_
         "kappa=0.6",
         "--fail-over",
         "ambiguity_rate=0.2",
+        "--requests-per-second",
+        "100",
     )
     assert result.exit_code == 0, result.output
     assert "policy-adherence:1" in result.output and "passed" in result.output
+    with database.transaction(write=False) as session:
+        [payload] = session.execute(select(Job.payload).where(Job.kind == "golden.run")).scalars()
+    assert payload["requests_per_second"] == 100  # the run's jobs carry its rate limit to the worker
 
     # One item wrong of four: accuracy 0.75; kappa = (3/4 - 1/2) / (1 - 1/2) = 0.5, under 0.6.
     judge_server.reply = judge_says(["compliant", "compliant", "non_compliant", "compliant"])

@@ -595,6 +595,10 @@ def golden_run(
             "--fail-over", help="METRIC=VALUE: fail when a metric is above, e.g. ambiguity_rate=0.2."
         ),
     ] = [],  # noqa: B006
+    requests_per_second: Annotated[
+        float | None,
+        typer.Option(help="At most this many judge requests a second for the run (per worker process)."),
+    ] = None,
     as_json: JsonOption = False,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the run.")] = 3600.0,
 ) -> None:
@@ -618,7 +622,9 @@ def golden_run(
         try:
             found = _golden_set(client, golden_set, project)
             wanted: list[Any] = [{"name": e, "model": model} for e in evaluator] if model else evaluator
-            run = client.start_golden_run(found["id"], wanted, memory=memory, version=version)
+            run = client.start_golden_run(
+                found["id"], wanted, memory=memory, version=version, requests_per_second=requests_per_second
+            )
             deadline = time.monotonic() + timeout
             with Progress(
                 TextColumn("[bold]golden run[/bold]"),

@@ -95,6 +95,20 @@ class EvaluatorDefinition:
     description: str = field(default="", compare=False)
 
 
+def spot_check_rate_of(definition: EvaluatorDefinition, subject: str, default: float) -> float:
+    """How often the evaluator's automatic decisions of ``subject`` are spot-checked: "memory" (memory decided,
+    as the precedent evaluator always does) its ``spot_check_rate``, "judge" (a confident verdict) its
+    ``judge_spot_check_rate``; where it sets none, ``default`` (CASEWORK_SPOT_CHECK_RATE). A risk tier's own
+    rate beats both (casework.services.risk_tiers.spot_check_rate)."""
+    own = definition.spot_check_rate if subject == "memory" else definition.judge_spot_check_rate
+    return default if own is None else own
+
+
+def automatic_subject(definition: EvaluatorDefinition) -> str:
+    """Who makes the evaluator's automatic decisions: memory for the precedent evaluator, else the judge."""
+    return "memory" if definition.kind == "precedent" else "judge"
+
+
 def placeholders_in(template: str) -> set[str]:
     """The ``{name}`` fields of a prompt; ``{{`` and ``}}`` are literal braces."""
     try:

@@ -171,6 +171,24 @@ def test_a_run_measures_accuracy_kappa_and_ambiguity_against_the_human_answers(
     assert [r["id"] for r in listed][2:] == [second["id"], finished["id"]]
 
 
+def test_the_ambiguity_rate_counts_what_the_project_s_risk_tiers_send_to_people(
+    admin: httpx.Client, golden: dict[str, Any], judge_server: JudgeServer
+) -> None:
+    # Every non_compliant verdict goes to a person, however sure the judge is: items 2, 3 and 4, and the
+    # ambiguous item 5.
+    policy = {
+        "tiers": [{"name": "standard", "review": "ambiguous_or_classification", "classifications": [N]}],
+        "default_tier": "standard",
+    }
+    saved = admin.put("/api/v1/risk-tiers", params={"project_id": golden["project_id"]}, json=policy)
+    assert saved.status_code == 200, saved.text
+    judge_server.reply = answering(FIRST)
+    [metrics] = run(admin, golden["id"], memory=False)["metrics"]
+    assert (metrics["ambiguous"], metrics["ambiguity_rate"]) == (4, round(4 / 6, 4))
+    assert [c["passed"] for c in metrics["thresholds"] if c["metric"] == "ambiguity_rate"] == [False]
+    assert metrics["accuracy"] == round(4 / 6, 4)  # the verdicts themselves are as the judge gave them
+
+
 def test_memory_on_against_off_is_memory_s_contribution(
     admin: httpx.Client, golden: dict[str, Any], judge_server: JudgeServer
 ) -> None:
@@ -534,3 +552,54 @@ def test_a_run_whose_job_was_parked_as_failed_elsewhere_shows_failed_not_running
     # The worker that still held it stores nothing: its claim is gone.
     wait_for(lambda: len(judge_server.requests) == 6)
     assert admin.get(url).json()["status"] == "failed" and admin.get(url).json()["done"] == 0
+
+
+def test_an_evaluator_with_no_item_to_judge_is_refused_saying_why_never_run_over_nothing(
+    admin: httpx.Client, golden: dict[str, Any], judge_server: JudgeServer
+) -> None:
+    mine = admin.post(
+        "/api/v1/golden-sets",
+        json={
+            "project_id": golden["project_id"],
+            "name": "policy-only",
+            "items": [{**i, "evaluator_type": "policy-adherence"} for i in items()],
+        },
+    ).json()
+    renamed = {"definition": {**DRAFT, "name": "policy-adherence-v2"}}
+    for evaluators in ([renamed], ["policy-adherence", renamed]):
+        refused = admin.post(f"/api/v1/golden-sets/{mine['id']}/runs", json={"evaluators": evaluators})
+        assert refused.status_code == 422, refused.text
+        error = refused.json()["error"]
+        assert error["code"] == "validation_error"
+        assert "'policy-adherence-v2'" in error["message"] and "name a draft after" in error["message"]
+        assert (error["details"]["drafts"], error["details"]["item_evaluators"]) == (
+            ["policy-adherence-v2"],
+            ["policy-adherence"],
+        )
+    assert admin.get(f"/api/v1/golden-sets/{mine['id']}/runs").json()["runs"] == []
+    named = admin.post(
+        f"/api/v1/golden-sets/{mine['id']}/runs",
+        json={"evaluators": [{"definition": DRAFT}], "memory": False},
+    )
+    assert named.status_code == 202 and named.json()["total"] == 6
+    url = f"/api/v1/golden-sets/{mine['id']}/runs/{named.json()['id']}"
+    [judged] = wait_for(lambda: (r := admin.get(url).json())["status"] == "completed" and r)["metrics"]
+    assert judged["items"] == 6
+
+
+def test_a_run_s_rate_limit_spaces_its_judge_requests_and_is_validated(
+    admin: httpx.Client, golden: dict[str, Any], judge_server: JudgeServer
+) -> None:
+    for wrong in (0, -1, "fast", 20_000):
+        refused = admin.post(
+            f"/api/v1/golden-sets/{golden['id']}/runs",
+            json={"evaluators": ["policy-adherence"], "requests_per_second": wrong},
+        )
+        assert refused.status_code == 422 and refused.json()["error"]["code"] == "validation_error"
+    judge_server.reply = answering(EXPECTED)
+    finished = run(admin, golden["id"], memory=False, requests_per_second=10)
+    assert finished["metrics"][0]["accuracy"] == 1.0
+    # Six requests at most ten a second, evenly spaced: the last comes at least 0.5 s after the first (less a
+    # little for the network); unlimited, all six come at once (CASEWORK_GOLDEN_CONCURRENCY is 16).
+    assert len(judge_server.arrivals) == 6
+    assert judge_server.arrivals[-1] - judge_server.arrivals[0] >= 0.4

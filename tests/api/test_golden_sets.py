@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support import enqueue, make_project
+from tests.support import POLICY_EVALUATOR, enqueue, make_project
 
 pytestmark = pytest.mark.storage
 
@@ -126,6 +126,47 @@ def test_a_set_from_reviews_keeps_people_s_decisions_and_links_to_their_source(a
         json={"from_reviews": {"evaluator_type": "policy-adherence"}},
     ).json()
     assert (again["version"], again["item_count"]) == (2, 2)
+
+
+def test_a_set_from_reviews_where_agreement_was_reached_keeps_only_reviewers_who_agreed(
+    admin: httpx.Client,
+) -> None:
+    project_id = make_project(admin)
+    evaluator = admin.post("/api/v1/evaluators", json={**POLICY_EVALUATOR, "project_id": project_id}).json()
+    alone = enqueue(admin, project_id, query="One reviewer decided this")
+    decide(admin, alone["id"], "compliant")
+    admin.patch(f"/api/v1/evaluators/{evaluator['id']}", json={"reviewers_required": 2}).raise_for_status()
+    agreed, split = (enqueue(admin, project_id, query=q) for q in ("Both agreed on this", "They disagreed"))
+
+    def submit(review_id: str, reviewer: str, classification: str, **extra: Any) -> None:
+        reply = admin.post(
+            f"/api/v1/hitl/reviews/{review_id}/feedback",
+            json={"classification": classification, "reasoning": "Read it.", "reviewer": reviewer, **extra},
+        )
+        assert reply.status_code == 201, reply.text
+
+    submit(agreed["id"], "ana", "non_compliant")
+    submit(agreed["id"], "ben", "non_compliant")
+    submit(split["id"], "ana", "compliant")
+    submit(split["id"], "ben", "non_compliant")
+    submit(split["id"], "lead", "non_compliant", adjudicate=True)
+
+    everyone = create(admin, project_id, from_reviews={})
+    assert everyone["item_count"] == 3
+    reached = admin.post(
+        "/api/v1/golden-sets",
+        json={"project_id": project_id, "name": "agreed", "from_reviews": {"agreement": "reached"}},
+    )
+    assert reached.status_code == 201, reached.text
+    [only] = all_items(admin, reached.json()["id"])
+    assert (only["source_review_id"], only["expected"]) == (agreed["id"], "non_compliant")
+    assert reached.json()["versions"][0]["source"]["from_reviews"]["agreement"] == "reached"
+
+    unknown = admin.post(
+        "/api/v1/golden-sets",
+        json={"project_id": project_id, "name": "x", "from_reviews": {"agreement": "mostly"}},
+    )
+    assert unknown.status_code == 422 and unknown.json()["error"]["code"] == "validation_error"
 
 
 def test_thresholds_are_validated_on_save_and_names_are_unique(admin: httpx.Client) -> None:

@@ -10,7 +10,8 @@ import httpx
 import pytest
 
 from casework.db.engine import Database
-from tests.judge_server import JudgeServer, confident
+from casework.services.reviews import MemoryDecision, settle_by_memory
+from tests.judge_server import JudgeServer, confident, system_message
 from tests.support import POLICY_EVALUATOR, give_evidence, make_project, wait_for
 
 pytestmark = pytest.mark.storage
@@ -298,3 +299,164 @@ def test_impact_shows_what_a_policy_would_send_to_people_and_the_report_what_tie
     assert 0 < low < 0.5 < high < 1
     untiered = next(t for t in report["tiers"] if t["tier"] is None)
     assert untiered["evaluations"] == 5
+
+
+def test_a_rule_on_the_run_is_checked_on_save_routes_live_verdicts_and_is_explained(
+    admin: httpx.Client, project_id: str, judge_server: JudgeServer
+) -> None:
+    on_run = {"field": "run", "op": "eq", "value": "nightly-backfill"}
+    policy = {**POLICY, "rules": [{"tier": "high", "when": [on_run]}, *POLICY["rules"]]}
+    wrong = save(admin, project_id, {**policy, "rules": [{"tier": "high", "when": [{**on_run, "op": "gt"}]}]})
+    assert wrong.status_code == 422
+    assert wrong.json()["error"]["details"]["problems"][0]["at"] == "rules[0].when[0]"
+    assert save(admin, project_id, policy).status_code == 200
+    run = admin.post(f"/api/v1/projects/{project_id}/runs", json={"name": "nightly-backfill"}).json()
+    other = admin.post(f"/api/v1/projects/{project_id}/runs", json={"name": "daytime"}).json()
+
+    judge_server.reply = confident("compliant", 0.95)
+    backfill = evaluate(admin, project_id, run_id=run["id"])
+    assert (backfill["tier"], review_of(admin, backfill)["reason"]) == ("high", "tier_rule")
+    daytime = evaluate(admin, project_id, run_id=other["id"])
+    assert (daytime["tier"], daytime["review_id"]) == ("standard", None)
+
+    facts = {"evaluator": "policy-adherence", "classification": "compliant", "confidence": 0.95}
+    for given in ({"run_id": run["id"]}, {"run": "nightly-backfill"}):
+        tried = admin.post(
+            "/api/v1/risk-tiers/dry-run", json={"project_id": project_id, "interaction": {**facts, **given}}
+        ).json()
+        assert (tried["tier"], tried["rule"], tried["needs_person"]) == ("high", 0, True)
+        assert "run eq 'nightly-backfill'" in tried["why"]
+    impact = admin.post("/api/v1/risk-tiers/impact", json={"project_id": project_id}).json()
+    by_tier = {t["tier"]: (t["evaluations"], t["to_people"]) for t in impact["tiers"]}
+    assert by_tier["high"] == (1, 1) and by_tier["standard"] == (1, 0)
+
+
+def test_a_rule_on_the_tags_of_the_retrieved_controls_routes_verdicts_memory_helped_reach(
+    admin: httpx.Client, project_id: str, judge_server: JudgeServer, settled: Callable[[], None]
+) -> None:
+    tagged = {"field": "control_tags", "op": "contains", "value": "guarantees"}
+    policy = {**POLICY, "rules": [{"tier": "high", "when": [tagged]}], "default_tier": "low"}
+    assert save(admin, project_id, policy).status_code == 200
+    precedent = admin.post(
+        "/api/v1/hitl/reviews",
+        json={
+            "project_id": project_id,
+            "evaluator_type": "policy-adherence",
+            **INTERACTION,
+            "options": ["compliant", "non_compliant"],
+        },
+    ).json()
+    admin.post(
+        f"/api/v1/hitl/reviews/{precedent['id']}/feedback",
+        json={
+            "classification": "compliant",
+            "reasoning": "Orders may be placed.",
+            "reviewer": "ana@bank.example",
+            "tags": ["guarantees"],
+        },
+    ).raise_for_status()
+    settled()
+
+    def reply(body: dict[str, Any]) -> dict[str, Any]:
+        if "second review" in system_message(body):  # the re-evaluation, with {memories}
+            return {"classification": "compliant", "confidence": 0.95, "explanation": "as decided before"}
+        return {"classification": "ambiguous", "confidence": 0.2, "explanation": "unsure"}
+
+    judge_server.reply = reply
+    helped = evaluate(admin, project_id)
+    assert helped["memory_control_ids"] and helped["classification"] == "compliant"
+    assert (helped["tier"], review_of(admin, helped)["reason"]) == ("high", "tier_rule")
+    judge_server.reply = confident("compliant", 0.95)
+    alone = evaluate(admin, project_id)
+    assert (alone["tier"], alone["review_id"]) == ("low", None)
+
+    facts = {"evaluator": "policy-adherence", "classification": "compliant", "confidence": 0.95}
+    tried = admin.post(
+        "/api/v1/risk-tiers/dry-run",
+        json={"project_id": project_id, "interaction": {**facts, "control_tags": ["guarantees", "x"]}},
+    ).json()
+    assert (tried["tier"], tried["rule"]) == ("high", 0) and "control_tags contains 'guarantees'" in tried[
+        "why"
+    ]
+    impact = admin.post("/api/v1/risk-tiers/impact", json={"project_id": project_id}).json()
+    by_tier = {t["tier"]: (t["evaluations"], t["to_people"]) for t in impact["tiers"]}
+    assert by_tier["high"] == (1, 1) and by_tier["low"] == (1, 0)
+
+
+def test_a_tier_s_memory_spot_check_rate_is_what_memory_s_resolutions_are_checked_at(
+    admin: httpx.Client, project_id: str, judge_server: JudgeServer, database: Database
+) -> None:
+    policy = {
+        "tiers": [
+            {"name": "high", "memory_spot_check_rate": 1.0},
+            {"name": "standard", "memory_spot_check_rate": 0.0},
+        ],
+        "rules": POLICY["rules"][:1],
+        "default_tier": "standard",
+    }
+    assert save(admin, project_id, policy).status_code == 200
+    judge_server.reply = confident("ambiguous", 0.3)
+    high = review_of(admin, evaluate(admin, project_id, metadata=PRIVATE))
+    standard = review_of(admin, evaluate(admin, project_id))
+    assert (high["tier"], standard["tier"]) == ("high", "standard")
+    # The evaluator's own rate says never for the one, always for the other: each tier's rate wins.
+    for review, evaluator_rate in ((high, 0.0), (standard, 1.0)):
+        decision = MemoryDecision(
+            "compliant", 0.99, 0.99, "As before.", [], decides_alone=True, spot_check_rate=evaluator_rate
+        )
+        with database.transaction() as session:
+            assert settle_by_memory(session, review_id=review["id"], decision=decision) == "resolved"
+    [check] = spot_checks(admin, project_id)
+    assert (check["subject_id"], check["tier"]) == (high["id"], "high")
+
+
+def test_impact_and_the_dry_run_count_the_spot_checks_each_tier_would_send_to_people(
+    admin: httpx.Client, project_id: str, judge_server: JudgeServer
+) -> None:
+    judge_server.reply = confident("compliant", 0.95)
+    evaluate(admin, project_id, metadata=PRIVATE)
+    for _ in range(4):
+        evaluate(admin, project_id)
+    judge_server.reply = confident("compliant", 0.995)
+    for _ in range(2):
+        evaluate(admin, project_id)
+    judge_server.reply = confident("ambiguous", 0.3)
+    evaluate(admin, project_id)
+    # From now on the evaluator spot-checks half of its confident verdicts; the "checked" tier every one.
+    evaluator = admin.get("/api/v1/evaluators", params={"project_id": project_id}).json()["evaluators"][0]
+    admin.patch(
+        f"/api/v1/evaluators/{evaluator['id']}", json={"judge_spot_check_rate": 0.5}
+    ).raise_for_status()
+    policy = {
+        "tiers": [
+            {"name": "high", "review": "always"},
+            {"name": "checked", "spot_check_rate": 1.0},
+            {"name": "std"},
+        ],
+        "rules": [
+            POLICY["rules"][0],
+            {"tier": "checked", "when": [{"field": "confidence", "op": "gte", "value": 0.99}]},
+        ],
+        "default_tier": "std",
+    }
+    tried = admin.post("/api/v1/risk-tiers/impact", json={"project_id": project_id, "policy": policy}).json()
+    by_tier = {
+        t["tier"]: (t["evaluations"], t["to_people"], t["spot_checks"], t["share_to_people"])
+        for t in tried["tiers"]
+    }
+    assert by_tier == {"high": (1, 1, 0.0, 1.0), "checked": (2, 0, 2.0, 1.0), "std": (5, 1, 2.0, 0.6)}
+    assert (tried["evaluations"], tried["to_people"], tried["spot_checks"]) == (8, 2, 4.0)
+    assert (tried["share_to_people"], tried["share_spot_checked"]) == (0.75, 0.5)
+    assert (tried["to_people_now"], tried["spot_checks_now"]) == (1, 0)
+
+    facts = {"evaluator": "policy-adherence", "classification": "compliant"}
+    for interaction, expected in (
+        ({"confidence": 0.95}, (False, 0.5)),
+        ({"confidence": 0.995}, (False, 1.0)),
+        ({"confidence": 0.95, "metadata": PRIVATE}, (True, 0.0)),
+    ):
+        found = admin.post(
+            "/api/v1/risk-tiers/dry-run",
+            json={"project_id": project_id, "interaction": {**facts, **interaction}, "policy": policy},
+        ).json()
+        assert (found["needs_person"], found["spot_check_rate"]) == expected

@@ -169,12 +169,15 @@ class _Requests:
         memory: bool,
         version: int | None,
         prices: Json | None = None,
+        requests_per_second: float | None = None,
     ) -> Call:
         body: Json = {"evaluators": list(evaluators), "memory": memory}
         if version is not None:
             body["version"] = version
         if prices:
             body["prices"] = prices
+        if requests_per_second is not None:
+            body["requests_per_second"] = requests_per_second
         return "POST", f"/api/v1/golden-sets/{golden_set_id}/runs", {"json": body}
 
     @staticmethod
@@ -412,13 +415,19 @@ class Client:
         memory: bool = True,
         version: int | None = None,
         prices: Json | None = None,
+        requests_per_second: float | None = None,
     ) -> Json:
         """Queue a regression run; poll :meth:`golden_run`. ``evaluators``: names or "name:version", or
         ``{"name": ..., "model": "other-model"}``, or a draft ``{"definition": {...}}`` (not saved); ``prices``:
-        ``{"model": {"prompt": 0.15, "completion": 0.6}}`` in dollars per million tokens, for the cost."""
+        ``{"model": {"prompt": 0.15, "completion": 0.6}}`` in dollars per million tokens, for the cost;
+        ``requests_per_second``: the run's judge requests a second at most (per worker process)."""
         return cast(
             Json,
-            self._call(_Requests.start_golden_run(golden_set_id, evaluators, memory, version, prices)),
+            self._call(
+                _Requests.start_golden_run(
+                    golden_set_id, evaluators, memory, version, prices, requests_per_second
+                )
+            ),
         )
 
     def golden_run(self, golden_set_id: str, run_id: str) -> Json:
@@ -603,10 +612,15 @@ class AsyncClient:
         memory: bool = True,
         version: int | None = None,
         prices: Json | None = None,
+        requests_per_second: float | None = None,
     ) -> Json:
         return cast(
             Json,
-            await self._call(_Requests.start_golden_run(golden_set_id, evaluators, memory, version, prices)),
+            await self._call(
+                _Requests.start_golden_run(
+                    golden_set_id, evaluators, memory, version, prices, requests_per_second
+                )
+            ),
         )
 
     async def golden_run(self, golden_set_id: str, run_id: str) -> Json:

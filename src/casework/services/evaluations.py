@@ -85,6 +85,7 @@ def store_evaluations(
     policy = risk_tiers.policy_of(session, project_id)
     if policy is not None and metadata is None:
         metadata = risk_tiers.span_attributes(session, project_id, span_id)
+    run_name = risk_tiers.run_name(session, project_id, run_id) if policy is not None else None
     for draft in drafts:
         final = draft.final
         ambiguous = final is not None and (
@@ -101,6 +102,8 @@ def store_evaluations(
                 ambiguous=ambiguous,
                 metadata=metadata or {},
                 control_tags=risk_tiers.control_tags(session, draft.memory_scores) if policy else (),
+                run=run_name,
+                run_id=run_id,
             ),
             automatic_rate=draft.spot_check_rate,
             subject=draft.spot_check_subject,

@@ -6,6 +6,7 @@ tokens, latency, the set's thresholds, and the per-item diff with the previous r
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -14,13 +15,22 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from casework.db.dialect import fast_insert
-from casework.db.models import Evaluator, GoldenItem, GoldenResult, GoldenRun, GoldenSet, Job, Project
+from casework.db.models import (
+    Control,
+    Evaluator,
+    GoldenItem,
+    GoldenResult,
+    GoldenRun,
+    GoldenSet,
+    Job,
+    Project,
+)
 from casework.db.types import utcnow
 from casework.definitions import DEFAULT_MODEL, EvaluatorDefinition, Interaction, validate
 from casework.errors import EvaluatorNotFound, GoldenRunNotFound, ValidationFailed
 from casework.events import EventType
 from casework.ids import new_id
-from casework.services import events
+from casework.services import events, risk_tiers
 from casework.services.auth import Principal
 from casework.services.evaluators import resolve_evaluators
 from casework.services.golden_metrics import Outcome, check, cost, diff, measure, validate_prices
@@ -30,6 +40,7 @@ from casework.services.pagination import decode_cursor, encode_cursor, to_json_t
 
 JOB_KIND = "golden.run"
 CHUNK = 250  # items per job: a job's verdicts are stored in one transaction
+MAX_REQUESTS_PER_SECOND = 10_000
 
 
 @dataclass(frozen=True)
@@ -162,24 +173,49 @@ def start_run(
     memory: bool,
     version: int | None = None,
     prices: dict[str, Any] | None = None,
+    requests_per_second: float | None = None,
 ) -> dict[str, Any]:
     """Queue a run of these evaluator versions (saved ones, saved ones with another model, or drafts) on a
     version of the set (the current one by default). Each evaluator judges the items meant for it (an item
     for no evaluator in particular is for all). ``prices`` (model to dollars per million prompt and
-    completion tokens) are kept with the run for its cost estimate."""
+    completion tokens) are kept with the run for its cost estimate; ``requests_per_second`` (None: no limit
+    but the worker's concurrency) goes with each of its jobs, and the worker holds its judge calls to it."""
     principal.require_write()
+    if requests_per_second is not None and not (
+        isinstance(requests_per_second, int | float)
+        and math.isfinite(requests_per_second)
+        and 0 < requests_per_second <= MAX_REQUESTS_PER_SECOND
+    ):
+        raise ValidationFailed(
+            f"requests_per_second is a number above 0 and at most {MAX_REQUESTS_PER_SECOND}, "
+            f"not {requests_per_second!r}.",
+            details={"field": "requests_per_second"},
+        )
     golden = get_golden_set(session, principal=principal, golden_set_id=golden_set_id)
     version = _version_or_current(golden, version)
     resolved = _run_evaluators(session, principal=principal, project_id=golden.project_id, wanted=evaluators)
     rows = session.execute(
         items_of(golden.id, version).with_only_columns(GoldenItem.id, GoldenItem.evaluator_type)
     ).all()
-    total = sum(1 for e in resolved for _, kind in rows if kind is None or kind == e["name"])
-    if not total:
+    counts = [sum(1 for _, kind in rows if kind is None or kind == e["name"]) for e in resolved]
+    idle = [e for e, count in zip(resolved, counts, strict=True) if not count]
+    if idle:
+        # An evaluator with nothing to judge would be reported as a run over no items: refused, saying why.
+        kinds = sorted({kind for _, kind in rows if kind is not None})
+        names = ", ".join(repr(e["name"]) for e in idle)
+        held = f"its items are for {', '.join(map(repr, kinds))}" if rows else "it has no items"
         raise ValidationFailed(
-            "No item of this golden set version is for these evaluators.",
-            details={"evaluators": [e["name"] for e in resolved], "version": version},
+            f"No item of version {version} of this golden set is for {names}: {held}. An evaluator judges the "
+            "items for its name (and those for no evaluator in particular); name a draft after the evaluator "
+            "it would replace.",
+            details={
+                "evaluators": [e["name"] for e in idle],
+                "drafts": [e["name"] for e in idle if e.get("draft")],
+                "item_evaluators": kinds,
+                "version": version,
+            },
         )
+    total = sum(counts)
     run = GoldenRun(
         id=new_id("glr"),
         golden_set_id=golden.id,
@@ -201,7 +237,11 @@ def start_run(
             session,
             kind=JOB_KIND,
             project_id=golden.project_id,
-            payload={"run_id": run.id, "item_ids": ids[start : start + CHUNK]},
+            payload={
+                "run_id": run.id,
+                "item_ids": ids[start : start + CHUNK],
+                **({"requests_per_second": requests_per_second} if requests_per_second else {}),
+            },
             dedupe_key=_job_key(run.id, number),  # also how the run finds its jobs
         )
     return run_record(session, run)
@@ -343,6 +383,9 @@ def store_results(
     is measured and completed when this was its last missing piece. Returns whether the run completed now."""
     if claimed is not None and not finish_job(session, claimed=claimed):
         return False
+    run = session.get(GoldenRun, run_id)
+    if run is not None:
+        results = routed(session, run, results)
     now = utcnow()
     fast_insert(
         session,
@@ -351,6 +394,51 @@ def store_results(
         skip_conflicts=True,
     )
     return complete_if_done(session, run_id=run_id)
+
+
+def routed(session: Session, run: GoldenRun, verdicts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The verdicts as stored: ``ambiguous`` says whether each would have gone to people, as the project's
+    routing policy sends a live verdict there (casework.services.risk_tiers.route: the judge unsure, or a tier
+    that sends it to people whatever the judge said), with the item's ``metadata`` and the tags of the controls
+    memory used. Each verdict's ``control_ids`` and ``subject`` (who decided: judge or memory) are read here,
+    not stored. Spot checks (a random sample of the rest) are not counted."""
+    policy = risk_tiers.policy_of(session, run.project_id)
+    extra = [(verdict.pop("control_ids", ()), verdict.pop("subject", "judge")) for verdict in verdicts]
+    if policy is None:
+        return verdicts
+    names = {entry["evaluator_id"]: entry["name"] for entry in run.evaluators}
+    metadata: dict[str, dict[str, Any] | None] = dict(
+        session.execute(
+            select(GoldenItem.id, GoldenItem.attributes).where(
+                GoldenItem.id.in_({verdict["item_id"] for verdict in verdicts})
+            )
+        ).all()
+    )
+    used = {control_id for control_ids, _ in extra for control_id in control_ids}
+    tags = (
+        dict(session.execute(select(Control.id, Control.tags).where(Control.id.in_(used))).all())
+        if used
+        else {}
+    )
+    for verdict, (control_ids, subject) in zip(verdicts, extra, strict=True):
+        if verdict["error"] is not None or verdict["classification"] is None:
+            continue
+        routing = risk_tiers.route(
+            policy,
+            risk_tiers.Facts(
+                evaluator=names[verdict["evaluator_id"]],
+                classification=verdict["classification"],
+                confidence=verdict["confidence"],
+                ambiguous=verdict["ambiguous"],
+                metadata=metadata.get(verdict["item_id"]) or {},
+                control_tags=sorted({tag for c in control_ids for tag in tags.get(c) or ()}),
+            ),
+            automatic_rate=0.0,
+            subject=subject,
+            ambiguous_reason="ambiguous",
+        )
+        verdict["ambiguous"] = routing.needs_person
+    return verdicts
 
 
 def complete_if_done(session: Session, *, run_id: str) -> bool:

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from casework.db.dialect import insert_ignoring_conflict
 from casework.db.models import (
     Control,
+    Decision,
     GoldenItem,
     GoldenRun,
     GoldenSet,
@@ -33,17 +34,23 @@ from casework.services.pagination import decode_cursor, encode_cursor, to_json_t
 from casework.services.projects import get_project, project_in_workspace
 
 MAX_ITEMS = 50_000  # per version: a run of a larger set is better split
+DECIDED_BY = ("people", "anyone")
+AGREEMENT = ("any", "reached")
 
 
 @dataclass(frozen=True)
 class ReviewFilter:
-    """Which resolved reviews make items: by evaluator, tags (all of them), when they were decided, by whom."""
+    """Which resolved reviews make items: by evaluator, tags (all of them), when they were decided, by whom, and
+    whether independent reviewers agreed. ``agreement`` "reached": only reviews that two or more people decided
+    independently (overlap, ``reviewers_required`` > 1) and all alike, their answer the resolution; a review one
+    person decided, a disagreement a lead settled, and memory's decisions are left out."""
 
     evaluator_type: str | None = None
     tags: Sequence[str] = ()
     since: datetime | None = None
     until: datetime | None = None
     decided_by: str = "people"  # "people" | "anyone" (memory's decisions too)
+    agreement: str = "any"  # "any" | "reached"
 
     def record(self) -> dict[str, Any]:
         return {
@@ -52,7 +59,19 @@ class ReviewFilter:
             "since": to_json_time(self.since),
             "until": to_json_time(self.until),
             "decided_by": self.decided_by,
+            "agreement": self.agreement,
         }
+
+    def check(self) -> None:
+        for name, value, allowed in (
+            ("decided_by", self.decided_by, DECIDED_BY),
+            ("agreement", self.agreement, AGREEMENT),
+        ):
+            if value not in allowed:
+                raise ValidationFailed(
+                    f"from_reviews.{name} is one of {', '.join(allowed)}, not {value!r}.",
+                    details={"field": f"from_reviews.{name}", "allowed": list(allowed)},
+                )
 
 
 @dataclass(frozen=True)
@@ -322,11 +341,26 @@ def _new_version(
 
 
 def _from_reviews(session: Session, project_id: str, wanted: ReviewFilter) -> list[NewItem]:
+    wanted.check()
     query = select(Review).where(Review.project_id == project_id, Review.status == "resolved")
     if wanted.evaluator_type:
         query = query.where(Review.evaluator_type == wanted.evaluator_type)
-    if wanted.decided_by == "people":
+    if wanted.decided_by == "people" or wanted.agreement == "reached":
         query = query.where(Review.resolved_by == "human")
+    if wanted.agreement == "reached":
+        # The independent decisions of an overlapped review: two or more, one classification, the resolution's
+        # (a resolution changed since, or settled by a lead, is not the reviewers' agreement).
+        agreed = (
+            select(Decision.review_id, func.min(Decision.classification).label("classification"))
+            .where(Decision.project_id == project_id, Decision.status == "submitted")
+            .group_by(Decision.review_id)
+            .having(func.count() >= 2, func.count(func.distinct(Decision.classification)) == 1)
+            .subquery()
+        )
+        query = query.join(
+            agreed,
+            (agreed.c.review_id == Review.id) & (agreed.c.classification == Review.resolution_classification),
+        )
     if wanted.since is not None:
         query = query.where(Review.resolved_at >= wanted.since)
     if wanted.until is not None:

@@ -787,10 +787,7 @@ def settle_by_memory(session: Session, *, review_id: str, decision: MemoryDecisi
         actor=f"{MEMORY_REVIEWER} (controls {voters})",
         before=before,
     )
-    rate = decision.spot_check_rate
-    if tier is not None and tier.memory_spot_check_rate is not None:
-        rate = tier.memory_spot_check_rate
-    if sampled(f"memory:{review.id}", rate):
+    if sampled(f"memory:{review.id}", risk_tiers.spot_check_rate(tier, "memory", decision.spot_check_rate)):
         queue_spot_check(
             session,
             workspace_id=session.get_one(Project, review.project_id).workspace_id,

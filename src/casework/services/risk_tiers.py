@@ -1,8 +1,9 @@
 """Risk tiers: how much human attention an interaction gets, decided by the project's ordered rules.
 
 A project's policy names its tiers and the rules that assign an interaction to one from what is known when it is
-evaluated (evaluator, classification and confidence, whether the judge was unsure, the span's or the request's
-metadata, the tags of the controls memory retrieved). The first rule whose conditions all hold wins; otherwise
+evaluated (evaluator, classification and confidence, whether the judge was unsure, the run (its name as
+``casework.init`` gives it, or its id), the span's or the request's metadata, the tags of the controls memory
+retrieved). The first rule whose conditions all hold wins; otherwise
 the default tier. A tier says which verdicts need a person, how often confident ones are spot-checked, whether
 memory may decide alone, the queue priority, how many independent decisions its reviews need
 (``reviewers_required``) and its SLA (``sla``: any of the SLA policy's fields).
@@ -21,27 +22,39 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from casework.db.models import Control, Evaluation, EvaluationControl, Project, Review, RiskPolicy, Span
+from casework.db.models import (
+    Control,
+    Evaluation,
+    EvaluationControl,
+    Evaluator,
+    Project,
+    Review,
+    RiskPolicy,
+    Run,
+    Span,
+)
 from casework.db.types import utcnow
+from casework.definitions import automatic_subject, spot_check_rate_of
 from casework.errors import ValidationFailed
 from casework.events import EventType
 from casework.services import events, sla
 from casework.services.auth import Principal
-from casework.services.evaluators import reviewers_required_for
+from casework.services.evaluators import definition_of, reviewers_required_for
 from casework.services.pagination import to_json_time
 from casework.services.projects import get_project
 from casework.services.sla import Policy as SlaPolicy
 
 REVIEW_MODES = ("ambiguous", "ambiguous_or_classification", "always")
 OPERATORS = ("eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "contains", "exists")
-FIELDS = ("evaluator", "classification", "confidence", "ambiguous", "control_tags")
+FIELDS = ("evaluator", "classification", "confidence", "ambiguous", "run", "run_id", "control_tags")
+TEXT_FIELDS = ("run", "run_id")  # compared as text, never as numbers
 METADATA = "metadata."
 MAX_REVIEWERS = 20  # as an evaluator's reviewers_required
 
@@ -134,6 +147,8 @@ class Facts:
     ambiguous: bool = False
     metadata: Mapping[str, Any] = field(default_factory=dict)
     control_tags: Sequence[str] = ()
+    run: str | None = None  # the run's name
+    run_id: str | None = None
 
     def value(self, name: str) -> tuple[Any, bool]:
         if name.startswith(METADATA):
@@ -259,6 +274,8 @@ def _condition_problem(condition: Mapping[str, Any]) -> str | None:
         return f"unknown field {name!r}: one of {', '.join(FIELDS)} or metadata.<key>"
     if op not in OPERATORS:
         return f"unknown op {op!r}: one of {', '.join(OPERATORS)}"
+    if name in TEXT_FIELDS and op in ("gt", "gte", "lt", "lte"):
+        return f"{name} is text: {op} compares numbers"
     if op in ("gt", "gte", "lt", "lte") and _number(value) is None:
         return f"{op} compares numbers: {value!r} is not one"
     if op in ("in", "not_in") and not isinstance(value, list):
@@ -361,8 +378,18 @@ def route(
     )
     if forced:
         return Routing(tier.name, True, "tier_rule", 0.0, tier.priority)
-    own = tier.memory_spot_check_rate if subject == "memory" else tier.spot_check_rate
-    return Routing(tier.name, False, ambiguous_reason, automatic_rate if own is None else own, tier.priority)
+    return Routing(
+        tier.name, False, ambiguous_reason, spot_check_rate(tier, subject, automatic_rate), tier.priority
+    )
+
+
+def spot_check_rate(tier: Tier | None, subject: str, automatic_rate: float) -> float:
+    """How often an automatic decision of ``subject`` ("judge": a confident verdict; "memory": memory decided)
+    in ``tier`` is spot-checked: the tier's own rate for it, else ``automatic_rate`` (the evaluator's)."""
+    own = (
+        None if tier is None else tier.memory_spot_check_rate if subject == "memory" else tier.spot_check_rate
+    )
+    return automatic_rate if own is None else own
 
 
 def tier_of(session: Session, project_id: str, name: str | None) -> Tier | None:
@@ -420,6 +447,16 @@ def control_tags(session: Session, control_ids: Iterable[str]) -> list[str]:
     return sorted(tags)
 
 
+def run_name(session: Session, project_id: str, run_id: str | None) -> str | None:
+    """The name of one of the project's runs (None: no such run, or none given)."""
+    if run_id is None:
+        return None
+    found: str | None = session.execute(
+        select(Run.name).where(Run.project_id == project_id, Run.id == run_id)
+    ).scalar_one_or_none()
+    return found
+
+
 def span_attributes(session: Session, project_id: str, span_id: str | None) -> dict[str, Any]:
     if span_id is None:
         return {}
@@ -432,10 +469,36 @@ def span_attributes(session: Session, project_id: str, span_id: str | None) -> d
 # --- dry runs and reports ----------------------------------------------------------------------------------------
 
 
-def explain(policy: Policy, facts: Facts, given: Attention) -> dict[str, Any]:
-    """The tier, the rule and why, what it does with the verdict, and what its review would get (``given``)."""
+def automatic_decisions(
+    session: Session, project_id: str, default_rate: float
+) -> dict[str, tuple[str, float]]:
+    """Per evaluator of the project, as its newest version says: who makes its automatic decisions ("judge" or
+    "memory") and how often they are spot-checked (its own rate, else ``default_rate``:
+    CASEWORK_SPOT_CHECK_RATE), as the runner routes them. An evaluator not listed: ("judge", default_rate)."""
+    newest: dict[str, Evaluator] = {}
+    for evaluator in session.execute(select(Evaluator).where(Evaluator.project_id == project_id)).scalars():
+        if evaluator.name not in newest or evaluator.version > newest[evaluator.name].version:
+            newest[evaluator.name] = evaluator
+    found = {}
+    for name, evaluator in newest.items():
+        definition = definition_of(evaluator)
+        subject = automatic_subject(definition)
+        found[name] = (subject, spot_check_rate_of(definition, subject, default_rate))
+    return found
+
+
+def _route_automatic(policy: Policy, facts: Facts, automatic: tuple[str, float]) -> Routing:
+    subject, rate = automatic
+    return route(policy, facts, automatic_rate=rate, subject=subject, ambiguous_reason="ambiguous")
+
+
+def explain(
+    policy: Policy, facts: Facts, given: Attention, automatic: tuple[str, float] = ("judge", 0.0)
+) -> dict[str, Any]:
+    """The tier, the rule and why, what it does with the verdict (``automatic``: the evaluator's subject and
+    spot-check rate, :func:`automatic_decisions`), and what its review would get (``given``)."""
     tier, index = policy.tier_for(facts)
-    routing = route(policy, facts, automatic_rate=0.0, subject="judge", ambiguous_reason="ambiguous")
+    routing = _route_automatic(policy, facts, automatic)
     if index is None:
         why = f"no rule matched: the default tier {policy.default_tier!r}"
     else:
@@ -448,6 +511,7 @@ def explain(policy: Policy, facts: Facts, given: Attention) -> dict[str, Any]:
         "why": why,
         "needs_person": routing.needs_person,
         "reason": routing.reason if routing.needs_person else None,
+        "spot_check_rate": 0.0 if routing.needs_person else routing.spot_check_rate,
         "priority": tier.priority,
         "reviewers_required": given.reviewers_required,
         "sla": given.sla.as_dict(),
@@ -461,16 +525,21 @@ def dry_run(
     project_id: str,
     facts: Facts,
     document: dict[str, Any] | None,
+    default_spot_check_rate: float = 0.0,
 ) -> dict[str, Any]:
-    """Which tier an interaction would get, and why, under a proposed policy or the saved one; with what its
-    review would get there (:func:`attention`: the effective ``reviewers_required`` and SLA)."""
+    """Which tier an interaction would get, and why, under a proposed policy or the saved one; how often it
+    would be spot-checked when no person must decide; and what its review would get there
+    (:func:`attention`: the effective ``reviewers_required`` and SLA)."""
     project = get_project(session, workspace_id=principal.workspace_id, project_id=project_id)
     policy = parse(document) if document is not None else policy_of(session, project_id)
     if policy is None:
         raise ValidationFailed("This project has no risk tiers yet: send a policy to try.")
+    if facts.run_id is not None and facts.run is None:
+        facts = replace(facts, run=run_name(session, project_id, facts.run_id))
     tier, _ = policy.tier_for(facts)
     given = attention(session, project=project, evaluator_type=facts.evaluator, tier=tier)
-    return explain(policy, facts, given)
+    automatic = automatic_decisions(session, project_id, default_spot_check_rate)
+    return explain(policy, facts, given, automatic.get(facts.evaluator, ("judge", default_spot_check_rate)))
 
 
 def _history(session: Session, project_id: str, days: int, limit: int) -> list[tuple[Evaluation, Facts]]:
@@ -505,6 +574,13 @@ def _history(session: Session, project_id: str, days: int, limit: int) -> list[t
             )
         )
     }
+    runs = dict(
+        session.execute(
+            select(Run.id, Run.name).where(
+                Run.project_id == project_id, Run.id.in_({e.run_id for e in found if e.run_id})
+            )
+        ).all()
+    )
     spans = {
         span_id: attributes
         for span_id, attributes in session.execute(
@@ -528,6 +604,8 @@ def _history(session: Session, project_id: str, days: int, limit: int) -> list[t
                     ambiguous=evaluation.ambiguous,
                     metadata=metadata,
                     control_tags=tags,
+                    run=runs.get(evaluation.run_id or ""),
+                    run_id=evaluation.run_id,
                 ),
             )
         )
@@ -541,41 +619,81 @@ def impact(
     project_id: str,
     document: dict[str, Any] | None,
     days: int,
+    default_spot_check_rate: float = 0.0,
     limit: int = 20_000,
 ) -> dict[str, Any]:
-    """What a policy would have done with the last ``days`` of evaluations (the newest ``limit``): per tier, how
-    many would have gone to people, beside what did."""
+    """What a policy would have done with the last ``days`` of evaluations (the newest ``limit``), beside what
+    was done: per tier, how many a person must decide (ambiguous, or the tier's rule) and how many of the rest
+    its spot checks would send to people, expected from each evaluator's rate as a tier overrides it
+    (``default_spot_check_rate``: CASEWORK_SPOT_CHECK_RATE)."""
     get_project(session, workspace_id=principal.workspace_id, project_id=project_id)
     policy = parse(document) if document is not None else policy_of(session, project_id)
     if policy is None:
         raise ValidationFailed("This project has no risk tiers yet: send a policy to try.")
     history = _history(session, project_id, days, limit)
-    tiers: dict[str, dict[str, int]] = {name: {"evaluations": 0, "to_people": 0} for name in policy.tiers}
+    automatic = automatic_decisions(session, project_id, default_spot_check_rate)
+    tiers = {name: _Tally() for name in policy.tiers}
     for _, facts in history:
         tier, _ = policy.tier_for(facts)
-        routing = route(policy, facts, automatic_rate=0.0, subject="judge", ambiguous_reason="ambiguous")
-        tiers[tier.name]["evaluations"] += 1
-        tiers[tier.name]["to_people"] += int(routing.needs_person)
-    would = sum(t["to_people"] for t in tiers.values())
-    did = sum(1 for evaluation, _ in history if evaluation.review_id is not None)
+        routing = _route_automatic(
+            policy, facts, automatic.get(facts.evaluator, ("judge", default_spot_check_rate))
+        )
+        tiers[tier.name].add(routing)
+    would = _Tally()
+    for tally in tiers.values():
+        would.evaluations += tally.evaluations
+        would.to_people += tally.to_people
+        would.spot_checks += tally.spot_checks
     return {
         "project_id": project_id,
         "days": days,
-        "evaluations": len(history),
-        "to_people_now": did,
-        "to_people": would,
-        "share_to_people": round(would / len(history), 4) if history else None,
-        "tiers": [
-            {
-                "tier": name,
-                **counts,
-                "share_to_people": round(counts["to_people"] / counts["evaluations"], 4)
-                if counts["evaluations"]
-                else None,
-            }
-            for name, counts in tiers.items()
-        ],
+        "to_people_now": sum(1 for evaluation, _ in history if evaluation.review_id is not None),
+        "spot_checks_now": _spot_checks_of(session, project_id, [evaluation.id for evaluation, _ in history]),
+        **would.record(),
+        "tiers": [{"tier": name, **tally.record()} for name, tally in tiers.items()],
     }
+
+
+@dataclass
+class _Tally:
+    evaluations: int = 0
+    to_people: int = 0  # a person must decide: ambiguous, or the tier's rule
+    spot_checks: float = 0.0  # expected: the sum of the spot-check rates of the rest
+
+    def add(self, routing: Routing) -> None:
+        self.evaluations += 1
+        if routing.needs_person:
+            self.to_people += 1
+        else:
+            self.spot_checks += routing.spot_check_rate
+
+    def record(self) -> dict[str, Any]:
+        share = (
+            None if not self.evaluations else round((self.to_people + self.spot_checks) / self.evaluations, 4)
+        )
+        return {
+            "evaluations": self.evaluations,
+            "to_people": self.to_people,
+            "spot_checks": round(self.spot_checks, 2),
+            "share_to_people": share,
+            "share_spot_checked": round(self.spot_checks / self.evaluations, 4) if self.evaluations else None,
+        }
+
+
+def _spot_checks_of(session: Session, project_id: str, evaluation_ids: list[str]) -> int:
+    """How many of these evaluations were sent to a spot check."""
+    total = 0
+    for start in range(0, len(evaluation_ids), 500):
+        total += session.execute(
+            select(func.count())
+            .select_from(Review)
+            .where(
+                Review.project_id == project_id,
+                Review.kind == "spot_check",
+                Review.subject_id.in_(evaluation_ids[start : start + 500]),
+            )
+        ).scalar_one()
+    return total
 
 
 def report(session: Session, *, principal: Principal, project_id: str, days: int) -> dict[str, Any]:

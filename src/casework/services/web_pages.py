@@ -809,12 +809,23 @@ def risk_tiers_page(session: Session, *, principal: Principal, project_id: str) 
 
 
 def preview_risk_tiers(
-    session: Session, *, principal: Principal, project_id: str, document: dict[str, Any]
+    session: Session,
+    *,
+    principal: Principal,
+    project_id: str,
+    document: dict[str, Any],
+    default_spot_check_rate: float = 0.0,
 ) -> tuple[RiskTiersPage, dict[str, Any]]:
-    """The page, and what ``document`` would have sent to people over the last 30 days (nothing saved)."""
+    """The page, and what ``document`` would have sent to people over the last 30 days, spot checks included
+    (nothing saved)."""
     page = risk_tiers_page(session, principal=principal, project_id=project_id)
     return page, risk_tiers.impact(
-        session, principal=principal, project_id=project_id, document=document, days=30
+        session,
+        principal=principal,
+        project_id=project_id,
+        document=document,
+        days=30,
+        default_spot_check_rate=default_spot_check_rate,
     )
 
 

@@ -185,7 +185,11 @@ async def change_risk_tiers(
         await db(risk_tiers.put_policy, principal=caller.principal, project_id=project_id, document=document)
         return redirect(f"/projects/{project_id}/risk-tiers?saved=1")
     page, impact = await db(
-        pages.preview_risk_tiers, principal=caller.principal, project_id=project_id, document=document
+        pages.preview_risk_tiers,
+        principal=caller.principal,
+        project_id=project_id,
+        document=document,
+        default_spot_check_rate=request.app.state.settings.spot_check_rate,
     )
     return _tiers_page(request, caller, page, text=policy, impact=impact)
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -28,7 +28,7 @@ from casework.config import Settings
 from casework.db.engine import Database
 from casework.db.group_commit import GroupCommit
 from casework.db.models import Evaluation, Evaluator
-from casework.definitions import AMBIGUOUS, EvaluatorDefinition, Interaction, Verdict
+from casework.definitions import AMBIGUOUS, EvaluatorDefinition, Interaction, Verdict, spot_check_rate_of
 from casework.evaluators.judge import JudgeError, LLMJudge
 from casework.evaluators.precedent import precedent_verdict
 from casework.memory.calibration import Calibration, calibrate
@@ -353,12 +353,9 @@ class EvaluationRunner:
                 for m in memories
             ],
             decides_alone=decides_alone,
-            spot_check_rate=self._rate(definition.spot_check_rate),
+            spot_check_rate=spot_check_rate_of(definition, "memory", self.spot_check_rate),
             calibrated=calibration.calibrated(verdict.classification),
         )
-
-    def _rate(self, rate: float | None) -> float:
-        return self.spot_check_rate if rate is None else rate
 
     async def _judge_unsure(self, definition: EvaluatorDefinition, project_id: str, verdict: Verdict) -> bool:
         """Whether the judge's first verdict goes to memory and people: by its fixed threshold, or, with
@@ -384,11 +381,13 @@ class EvaluationRunner:
         *,
         memory: bool = True,
         exclude: Collection[str] = (),
+        pace: Callable[[], Awaitable[None]] | None = None,
     ) -> EvaluationDraft:
         """Judge; when unsure (or always, if the evaluator says so), judge again with the expert decisions on
         similar cases in {memories}. The precedent evaluator's verdict is memory's alone. Golden-set runs pass
-        ``memory=False`` to measure the judge without the controls, and ``exclude`` so that memory never
-        sees the control made from the very decision an item's answer comes from."""
+        ``memory=False`` to measure the judge without the controls, ``exclude`` so that memory never
+        sees the control made from the very decision an item's answer comes from, and ``pace`` (awaited before
+        each judge call) to hold a run to its rate limit."""
         definition = definition_of(evaluator)
         draft = EvaluationDraft(evaluator=evaluator, interaction=interaction)
         try:
@@ -401,6 +400,8 @@ class EvaluationRunner:
                     return draft
                 await self._by_precedent(draft, definition, evaluator.project_id, exclude=exclude)
                 return draft
+            if pace is not None:
+                await pace()
             draft.first = draft.final = await self.judge.judge(definition, interaction)
             unsure = await self._judge_unsure(definition, evaluator.project_id, draft.first)
             if memory and (definition.reeval == "always" or (definition.reeval == "ambiguous" and unsure)):
@@ -413,6 +414,8 @@ class EvaluationRunner:
                     exclude=exclude,
                 )
                 draft.memory_scores = {m.control.id: m.score for m in memories}
+                if pace is not None:
+                    await pace()
                 draft.final = await self.judge.judge(
                     definition, interaction, memories=format_memories(memories)
                 )
@@ -437,7 +440,7 @@ class EvaluationRunner:
             draft.ambiguous = unsure
             draft.reason = _reason(draft.final, definition)
             if not unsure:
-                draft.spot_check_rate = self._rate(definition.judge_spot_check_rate)
+                draft.spot_check_rate = spot_check_rate_of(definition, "judge", self.spot_check_rate)
                 draft.spot_check_subject = "judge"
         except JudgeError as exc:
             logger.warning("evaluator %s failed: %s", evaluator.name, exc)

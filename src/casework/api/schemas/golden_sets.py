@@ -43,6 +43,11 @@ class ReviewFilterCreate(Strict):
         default="people",
         description="people: only reviews a person resolved; anyone: memory's decisions too.",
     )
+    agreement: Literal["any", "reached"] = Field(
+        default="any",
+        description="reached: only reviews that two or more reviewers decided independently and alike (overlap); "
+        "one person's decisions, disagreements a lead settled and memory's decisions are left out.",
+    )
 
 
 class ControlFilterCreate(Strict):
@@ -180,6 +185,13 @@ class GoldenRunCreate(Strict):
         description="Model to US dollars per million tokens, for this run's cost estimate (over "
         "CASEWORK_MODEL_PRICES).",
     )
+    requests_per_second: float | None = Field(
+        default=None,
+        gt=0,
+        le=10_000,
+        description="At most this many judge requests a second for this run, per worker process, evenly spaced "
+        "(a re-evaluation is a second request); beside CASEWORK_GOLDEN_CONCURRENCY. None: no rate limit.",
+    )
 
 
 class ThresholdCheck(BaseModel):
@@ -226,7 +238,10 @@ class EvaluatorMetrics(BaseModel):
     kappa: float | None = Field(description="Cohen's kappa against the human answers; null where undefined.")
     confusion: dict[str, dict[str, int]] = Field(description="Human answer to verdict to count.")
     ambiguous: int
-    ambiguity_rate: float | None = Field(description="Share of verdicts that would have gone to people.")
+    ambiguity_rate: float | None = Field(
+        description="Share of verdicts that would have gone to people: the judge unsure, or the project's risk "
+        "tier sending them there (as live verdicts are routed)."
+    )
     errors: int
     error_rate: float | None
     prompt_tokens: int | None = Field(
@@ -310,7 +325,7 @@ class GoldenResultPublic(BaseModel):
     classification: str | None
     correct: bool
     confidence: float | None
-    ambiguous: bool
+    ambiguous: bool = Field(description="It would have gone to people (unsure, or its risk tier sends it).")
     reevaluated: bool
     latency_ms: float
     prompt_tokens: int | None

@@ -48,7 +48,8 @@ class TierIn(Strict):
 
 class ConditionIn(Strict):
     field: Annotated[str, StringConstraints(min_length=1, max_length=200)] = Field(
-        description="evaluator, classification, confidence, ambiguous, control_tags, or metadata.<key> (the "
+        description="evaluator, classification, confidence, ambiguous, run (the run's name, as casework.init "
+        "gives it), run_id, control_tags (the tags of the controls memory retrieved), or metadata.<key> (the "
         "span's attributes, or the metadata sent with POST /api/v1/evaluations)."
     )
     op: Literal["eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "contains", "exists"]
@@ -90,6 +91,10 @@ class InteractionFacts(Strict):
     ambiguous: bool = False
     metadata: FreeForm | None = None
     control_tags: list[Label] = Field(default_factory=list, max_length=50)
+    run: Label | None = Field(
+        default=None, description="The run's name (looked up from run_id if not given)."
+    )
+    run_id: Label | None = None
 
 
 class DryRunIn(Strict):
@@ -111,6 +116,10 @@ class DryRunPublic(BaseModel):
     why: str
     needs_person: bool
     reason: str | None
+    spot_check_rate: float = Field(
+        description="When no person must decide: the chance its automatic decision is spot-checked (the tier's "
+        "rate, else the evaluator's, else CASEWORK_SPOT_CHECK_RATE); 0 when a person decides."
+    )
     priority: int
     reviewers_required: int = Field(
         description="Independent decisions its review would need: the tier's, else the evaluator's."
@@ -129,8 +138,12 @@ class ImpactIn(Strict):
 class TierImpact(BaseModel):
     tier: str
     evaluations: int
-    to_people: int
-    share_to_people: float | None
+    to_people: int = Field(description="A person must decide: ambiguous, or the tier's rule.")
+    spot_checks: float = Field(
+        description="Of the rest, how many spot checks would be expected (the sum of their spot-check rates)."
+    )
+    share_to_people: float | None = Field(description="(to_people + spot_checks) / evaluations.")
+    share_spot_checked: float | None = Field(description="spot_checks / evaluations: the spot checks' part.")
 
 
 class ImpactPublic(BaseModel):
@@ -139,9 +152,14 @@ class ImpactPublic(BaseModel):
     evaluations: int = Field(
         description="The evaluations looked at (the newest 20,000 of those days at most)."
     )
-    to_people_now: int = Field(description="How many of them went to people.")
-    to_people: int = Field(description="How many would have, under the policy.")
-    share_to_people: float | None
+    to_people_now: int = Field(description="How many of them went to people to decide.")
+    spot_checks_now: int = Field(description="How many of them were sent to a spot check.")
+    to_people: int = Field(description="How many a person would have had to decide, under the policy.")
+    spot_checks: float = Field(description="How many spot checks of the rest would be expected.")
+    share_to_people: float | None = Field(
+        description="(to_people + spot_checks) / evaluations: the share people would see."
+    )
+    share_spot_checked: float | None
     tiers: list[TierImpact]
 
 

@@ -60,6 +60,7 @@ def _filter(found: ReviewFilterCreate | None) -> golden_service.ReviewFilter | N
         since=found.since,
         until=found.until,
         decided_by=found.decided_by,
+        agreement=found.agreement,
     )
 
 
@@ -247,6 +248,7 @@ async def start_run(
         memory=body.memory,
         version=body.version,
         prices=prices,
+        requests_per_second=body.requests_per_second,
     )
     return reply
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from casework.api.deps import Caller, Db, Reply
 from casework.api.schemas.risk_tiers import (
@@ -44,7 +44,7 @@ async def put_policy(
 
 
 @router.post("/dry-run", response_model=DryRunPublic, summary="Which tier an interaction would get, and why")
-async def dry_run(body: DryRunIn, db: Db, caller: Caller) -> DryRunPublic:
+async def dry_run(body: DryRunIn, request: Request, db: Db, caller: Caller) -> DryRunPublic:
     facts = body.interaction
     found = await db(
         risk_tiers.dry_run,
@@ -57,8 +57,11 @@ async def dry_run(body: DryRunIn, db: Db, caller: Caller) -> DryRunPublic:
             ambiguous=facts.ambiguous,
             metadata=facts.metadata or {},
             control_tags=facts.control_tags,
+            run=facts.run,
+            run_id=facts.run_id,
         ),
         document=body.policy.model_dump(mode="json") if body.policy else None,
+        default_spot_check_rate=request.app.state.settings.spot_check_rate,
     )
     return DryRunPublic.model_validate(found)
 
@@ -68,13 +71,14 @@ async def dry_run(body: DryRunIn, db: Db, caller: Caller) -> DryRunPublic:
     response_model=ImpactPublic,
     summary="What a policy would have sent to people over the last days' evaluations",
 )
-async def impact(body: ImpactIn, db: Db, caller: Caller) -> ImpactPublic:
+async def impact(body: ImpactIn, request: Request, db: Db, caller: Caller) -> ImpactPublic:
     found = await db(
         risk_tiers.impact,
         principal=caller,
         project_id=body.project_id,
         document=body.policy.model_dump(mode="json") if body.policy else None,
         days=body.days,
+        default_spot_check_rate=request.app.state.settings.spot_check_rate,
     )
     return ImpactPublic.model_validate(found)
 
