@@ -78,6 +78,7 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Set
         webhook_retry_schedule="0.2,0.4,0.6",
         webhook_timeout_seconds=1.0,
         webhook_disable_after=2,
+        job_retention_days=0,  # the test server's maintenance deletes no job a test made (tests/worker prunes)
     )
 
 
