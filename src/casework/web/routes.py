@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, FastAPI, Form, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import ValidationError
 
 from casework.api.deps import Db, WriteDb
@@ -34,6 +34,7 @@ from casework.web.agreement_chart import agreement_chart
 from casework.web.charts import overview_charts
 from casework.web.common import (
     COOKIE,
+    HERE,
     LOGIN_COOKIE,
     SignInRequired,
     Viewer,
@@ -130,6 +131,16 @@ async def logout(request: Request, db: Db, caller: Viewer, csrf: Annotated[str, 
 async def api_docs(request: Request) -> Response:
     """The API's OpenAPI document in Swagger UI; the document itself is /openapi.json."""
     return render(request, "docs.html")
+
+
+@router.get("/favicon.ico")
+async def favicon() -> Response:
+    """Browsers ask for /favicon.ico whatever a page links: the pages' icon, for anyone, cached for a day."""
+    return FileResponse(
+        HERE / "static" / "favicon.svg",
+        media_type="image/svg+xml",
+        headers={"Cache-Control": "public, max-age=86400"},
+    )
 
 
 @router.get("/")
