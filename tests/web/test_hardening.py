@@ -28,10 +28,12 @@ TEMPLATES = Path(__file__).resolve().parents[2] / "src" / "casework" / "web" / "
 
 
 @contextmanager
-def signed_in(database: Database, tenant: Tenant, role: str = "reviewer") -> Iterator[httpx.Client]:
-    """A browser-like client, signed in to the web UI as the tenant's key of ``role``."""
+def signed_in(
+    database: Database, tenant: Tenant, role: str = "reviewer", label: str | None = None
+) -> Iterator[httpx.Client]:
+    """A browser-like client, signed in to the web UI as the tenant's key of ``role`` (or the key ``label``)."""
     with database.transaction() as session:
-        token = create_login_link_token(session, key_label=f"{role}@{tenant.name}")
+        token = create_login_link_token(session, key_label=label or f"{role}@{tenant.name}")
     with httpx.Client(base_url=tenant.base_url, headers={"accept": "text/html"}, timeout=30) as client:
         assert client.get(f"/login?token={token}").status_code == 303
         yield client

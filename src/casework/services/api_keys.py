@@ -70,7 +70,7 @@ def keys_page(session: Session, *, principal: Principal) -> KeysPage:
 
 
 def create_key_page(session: Session, *, principal: Principal, role: str, label: str) -> KeysPage:
-    """Create a key and list the keys, in one transaction: the page that shows the secret, once."""
+    """Create a key and list the keys, in one transaction (a refused form comes back with the list)."""
     try:
         created = create_workspace_key(session, principal=principal, role=role, label=label)
     except ValidationFailed as error:  # nothing was written

@@ -6,6 +6,7 @@ import json
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
+from cryptography.fernet import InvalidToken
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
@@ -227,10 +228,40 @@ async def golden_compare(
     )
 
 
+# A new key's secret, sealed, for the one page after the form (Post/Redirect/Get: reloading that page creates
+# nothing). The secret is in no URL and no log; the cookie holds it encrypted, opens only for the session's key,
+# for two minutes, and is cleared by the page that shows it.
+NEW_KEY_COOKIE = "casework_new_key"
+NEW_KEY_SECONDS = 120
+
+
+def _new_key(request: Request, caller: Any) -> dict[str, str] | None:
+    sealed = request.cookies.get(NEW_KEY_COOKIE)
+    if not sealed:
+        return None
+    try:
+        shown: dict[str, str] = json.loads(request.app.state.secret_box.open(sealed, ttl=NEW_KEY_SECONDS))
+    except (InvalidToken, ValueError):
+        return None
+    return shown if shown.get("for") == caller.principal.key_id else None
+
+
 @router.get("/admin/keys")
 async def keys(request: Request, db: Db, caller: Viewer) -> Response:
     page = await db(api_keys.keys_page, principal=caller.principal)
-    return render(request, "keys.html", caller=caller, keys=page.keys, created=None, error=None)
+    response = render(
+        request,
+        "keys.html",
+        # The page that may hold the secret: no cache, so that going back to it does not show it again.
+        headers={"Cache-Control": "no-store"},
+        caller=caller,
+        keys=page.keys,
+        created=_new_key(request, caller),
+        error=None,
+    )
+    if NEW_KEY_COOKIE in request.cookies:
+        response.delete_cookie(NEW_KEY_COOKIE, path="/admin/keys", httponly=True, samesite="strict")
+    return response
 
 
 @router.post("/admin/keys")
@@ -244,17 +275,26 @@ async def create_key(
 ) -> Response:
     check_csrf(caller, csrf)
     page = await db(api_keys.create_key_page, principal=caller.principal, role=role, label=label)
-    return render(
-        request,
-        "keys.html",
-        status_code=201 if page.created else 422,
-        # The one response that holds the secret: no cache, no history entry that keeps it.
-        headers={"Cache-Control": "no-store"},
-        caller=caller,
-        keys=page.keys,
-        created=page.created,
-        error=page.error,
+    created = page.created
+    if created is None:  # nothing was written
+        return render(request, "keys.html", 422, caller=caller, keys=page.keys, created=None, error=page.error)
+    shown = {
+        "secret": created.secret,
+        "label": created.api_key.label,
+        "role": created.api_key.role,
+        "for": caller.principal.key_id,
+    }
+    response = redirect("/admin/keys")
+    response.set_cookie(
+        NEW_KEY_COOKIE,
+        request.app.state.secret_box.seal(json.dumps(shown)),
+        max_age=NEW_KEY_SECONDS,
+        path="/admin/keys",
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
     )
+    return response
 
 
 @router.post("/admin/keys/{key_id}/revoke")
