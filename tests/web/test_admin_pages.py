@@ -3,6 +3,8 @@ edited in the project settings, the audit trail's filters."""
 
 from __future__ import annotations
 
+import html
+import json
 import re
 
 import httpx
@@ -10,7 +12,7 @@ import pytest
 
 from casework.db.engine import Database
 from casework.services.auth import Role, create_key, list_keys
-from tests.support import Tenant
+from tests.support import POLICY_EVALUATOR, Tenant, make_project
 from tests.web.test_hardening import signed_in
 
 pytestmark = pytest.mark.storage
@@ -41,9 +43,12 @@ def test_a_new_key_is_shown_once_after_a_redirect_and_a_reload_makes_no_other(
         secret = found.group(1)
         # The secret travelled in no URL and no cookie as it is: only sealed, for this one page.
         assert secret not in made.headers["location"] and secret not in made.headers.get("set-cookie", "")
-        assert httpx.get(f"{tenant.base_url}/api/v1/workspaces/current", headers={"x-api-key": secret}).json()[
-            "name"
-        ] == tenant.name
+        assert (
+            httpx.get(f"{tenant.base_url}/api/v1/workspaces/current", headers={"x-api-key": secret}).json()[
+                "name"
+            ]
+            == tenant.name
+        )
 
         again = browser.get("/admin/keys")  # the reload: the list, without the secret
         assert again.status_code == 200
@@ -63,7 +68,11 @@ def test_a_new_key_s_secret_is_shown_to_no_other_key_s_session(database: Databas
     with signed_in(database, tenant, "admin") as browser:
         made = browser.post(
             "/admin/keys",
-            data={"label": "bo@bank.example", "role": "reviewer", "csrf": csrf_of(browser.get("/admin/keys"))},
+            data={
+                "label": "bo@bank.example",
+                "role": "reviewer",
+                "csrf": csrf_of(browser.get("/admin/keys")),
+            },
         )
         sealed = browser.cookies.get("casework_new_key")
         assert made.status_code == 303 and sealed
@@ -74,3 +83,70 @@ def test_a_new_key_s_secret_is_shown_to_no_other_key_s_session(database: Databas
         lead.cookies.set("casework_new_key", "not-sealed-by-casework", domain="127.0.0.1", path="/admin/keys")
         page = lead.get("/admin/keys")
         assert page.status_code == 200 and "data-secret" not in page.text
+
+
+def evaluator_form(page: httpx.Response, evaluator_id: str) -> str:
+    """The JSON the settings page offers to edit for one evaluator (its PATCH body), as the textarea holds it."""
+    found = re.search(
+        rf'action="/projects/[^"]+/evaluators/{evaluator_id}".*?<textarea[^>]*>(.*?)</textarea>',
+        page.text,
+        re.S,
+    )
+    assert found is not None, page.text[:500]
+    return html.unescape(found.group(1))
+
+
+def test_an_admin_edits_an_evaluator_in_the_settings_with_the_api_s_rules(
+    database: Database, tenant: Tenant, admin: httpx.Client
+) -> None:
+    project_id = make_project(admin)
+    made = admin.post("/api/v1/evaluators", json={**POLICY_EVALUATOR, "project_id": project_id}).json()
+    settings = f"/projects/{project_id}/settings"
+    with signed_in(database, tenant, "admin") as browser:
+        page = browser.get(settings)
+        offered = json.loads(evaluator_form(page, made["id"]))
+        assert offered["options"] == ["compliant", "non_compliant"] and offered["reeval"] == "ambiguous"
+        action = f"/projects/{project_id}/evaluators/{made['id']}"
+
+        # The API's schema and the service's rules, in the API's words, with what was typed kept.
+        typed = json.dumps({**offered, "memory_k": 0})
+        refused = browser.post(action, data={"definition": typed, "csrf": csrf_of(page)})
+        assert refused.status_code == 422
+        assert "memory_k: Input should be greater than or equal to 1" in refused.text
+        assert json.loads(evaluator_form(refused, made["id"])) == json.loads(typed)
+        wrong = {**offered, "evaluation_human_prompt": "Judge {nonsense}"}
+        refused = browser.post(action, data={"definition": json.dumps(wrong), "csrf": csrf_of(page)})
+        assert refused.status_code == 422 and "unknown placeholders" in refused.text
+        refused = browser.post(action, data={"definition": "{not json", "csrf": csrf_of(page)})
+        assert refused.status_code == 422 and "JSON" in refused.text
+        assert admin.get(f"/api/v1/evaluators/{made['id']}/versions").json()["evaluators"][0]["version"] == 1
+
+        changed = {**offered, "options": ["compliant", "non_compliant", "needs_context"], "memory_k": 7}
+        saved = browser.post(action, data={"definition": json.dumps(changed), "csrf": csrf_of(page)})
+        assert saved.status_code == 303 and saved.headers["location"].startswith(settings)
+        shown = browser.get(saved.headers["location"])
+        assert "needs_context" in shown.text and "v2" in shown.text
+
+    [current] = admin.get("/api/v1/evaluators", params={"project_id": project_id}).json()["evaluators"]
+    assert (current["version"], current["memory_k"]) == (2, 7)
+    assert current["options"] == ["compliant", "non_compliant", "needs_context"]
+    audit = admin.get("/api/v1/audit", params={"project_id": project_id, "action": "evaluator.updated"})
+    assert audit.json()["events"][0]["actor"].startswith(f"admin@{tenant.name}")
+
+
+@pytest.mark.parametrize("role", ["reviewer", "viewer"])
+def test_reviewers_and_viewers_see_evaluators_read_only(
+    database: Database, tenant: Tenant, admin: httpx.Client, role: str
+) -> None:
+    project_id = make_project(admin)
+    made = admin.post("/api/v1/evaluators", json={**POLICY_EVALUATOR, "project_id": project_id}).json()
+    with signed_in(database, tenant, role) as browser:
+        page = browser.get(f"/projects/{project_id}/settings")
+        assert page.status_code == 200 and "policy-adherence" in page.text
+        assert 'name="definition"' not in page.text
+        refused = browser.post(
+            f"/projects/{project_id}/evaluators/{made['id']}",
+            data={"definition": json.dumps({"memory_k": 3}), "csrf": csrf_of(page)},
+        )
+        assert refused.status_code == 403
+    assert admin.get(f"/api/v1/evaluators/{made['id']}").json()["memory_k"] != 3

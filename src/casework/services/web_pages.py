@@ -25,6 +25,7 @@ from casework.db.models import (
 from casework.db.types import utcnow
 from casework.errors import (
     DecisionAlreadySubmitted,
+    EvaluatorNotFound,
     GoldenSetNotFound,
     ReviewAlreadyResolved,
     ReviewClaimed,
@@ -38,8 +39,8 @@ from casework.services import controls as control_service
 from casework.services import reviews as review_service
 from casework.services.auth import Principal, Role
 from casework.services.control_conflicts import Conflict, find_conflicts
+from casework.services.evaluators import get_evaluator, list_evaluators, update_evaluator
 from casework.services.evaluators import latest as latest_evaluator
-from casework.services.evaluators import list_evaluators
 from casework.services.evaluators import options_for as evaluator_options
 from casework.services.events import list_audit
 from casework.services.golden_compare import compare_runs
@@ -783,6 +784,20 @@ def settings_page(session: Session, *, principal: Principal, project_id: str) ->
     return SettingsPage(
         project=project, evaluators=list_evaluators(session, principal=principal, project_id=project_id)
     )
+
+
+def change_evaluator(
+    session: Session, *, principal: Principal, project_id: str, evaluator_id: str, changes: dict[str, Any]
+) -> tuple[Evaluator, bool]:
+    """An admin's change to one of the project's evaluators from its settings: a new version, as
+    ``PATCH /api/v1/evaluators/{id}`` makes (the same service, so the same rules and the same event)."""
+    principal.require_admin()
+    evaluator = get_evaluator(session, principal=principal, evaluator_id=evaluator_id)
+    if evaluator.project_id != project_id:
+        raise EvaluatorNotFound(
+            f"No evaluator with id {evaluator_id!r} in this project.", details={"evaluator_id": evaluator_id}
+        )
+    return update_evaluator(session, principal=principal, evaluator_id=evaluator_id, changes=changes)
 
 
 def change_review_target(session: Session, *, principal: Principal, project_id: str, hours: float) -> None:

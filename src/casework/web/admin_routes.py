@@ -11,7 +11,8 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
 
-from casework.api.deps import Db
+from casework.api.deps import Db, ReadDb
+from casework.api.schemas.evaluators import EvaluatorUpdate, definition_fields, update_body
 from casework.api.schemas.projects import ProjectUpdate
 from casework.api.schemas.risk_tiers import RiskPolicyIn
 from casework.errors import ValidationFailed
@@ -55,18 +56,71 @@ async def audit(
     )
 
 
-@router.get("/projects/{project_id}/settings")
-async def project_settings(request: Request, db: Db, caller: Viewer, project_id: str) -> Response:
-    page = await db(pages.settings_page, principal=caller.principal, project_id=project_id)
+def _settings_page(
+    request: Request,
+    caller: Any,
+    page: pages.SettingsPage,
+    status_code: int = 200,
+    editing: dict[str, Any] | None = None,
+) -> Response:
+    """The settings; ``editing``: an evaluator's refused change (its id, the text as typed, every problem)."""
     return render(
         request,
         "settings.html",
+        status_code,
         caller=caller,
         project=page.project,
         evaluators=page.evaluators,
         error=request.query_params.get("error"),
+        saved=request.query_params.get("saved"),
         can_write=caller.principal.role is not Role.viewer,
+        can_edit_evaluators=caller.principal.role is Role.admin,
+        offered={e.id: json.dumps(update_body(e), indent=2) for e in page.evaluators},
+        editing=editing,
     )
+
+
+@router.get("/projects/{project_id}/settings")
+async def project_settings(request: Request, db: Db, caller: Viewer, project_id: str) -> Response:
+    page = await db(pages.settings_page, principal=caller.principal, project_id=project_id)
+    return _settings_page(request, caller, page)
+
+
+@router.post("/projects/{project_id}/evaluators/{evaluator_id}")
+async def change_evaluator(
+    request: Request,
+    db: Db,
+    read_db: ReadDb,
+    caller: Viewer,
+    project_id: str,
+    evaluator_id: str,
+    definition: Annotated[str, Form()] = "",
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    """Admins: a new version of an evaluator from the JSON of its update body (PATCH /api/v1/evaluators/{id}),
+    checked by the API's schema and service; a refused one comes back (422) with every problem and the text."""
+    check_csrf(caller, csrf)
+    caller.principal.require_admin()
+    problems: list[str] = []
+    try:
+        changes = definition_fields(EvaluatorUpdate.model_validate_json(definition))
+        evaluator, _ = await db(
+            pages.change_evaluator,
+            principal=caller.principal,
+            project_id=project_id,
+            evaluator_id=evaluator_id,
+            changes=changes,
+        )
+    except ValidationError as error:
+        problems = [problem_words(item) for item in error.errors()]
+    except ValidationFailed as error:  # the service's rules (placeholders, options...): nothing was written
+        problems = [error.message]
+    if problems:
+        page = await read_db(pages.settings_page, principal=caller.principal, project_id=project_id)
+        editing = {"id": evaluator_id, "text": definition, "problems": problems}
+        return _settings_page(request, caller, page, 422, editing=editing)
+    request.app.state.runner.evaluators_changed(project_id)
+    return redirect(f"/projects/{project_id}/settings?{urlencode({'saved': evaluator.name})}")
 
 
 @router.post("/projects/{project_id}/settings")
@@ -277,7 +331,9 @@ async def create_key(
     page = await db(api_keys.create_key_page, principal=caller.principal, role=role, label=label)
     created = page.created
     if created is None:  # nothing was written
-        return render(request, "keys.html", 422, caller=caller, keys=page.keys, created=None, error=page.error)
+        return render(
+            request, "keys.html", 422, caller=caller, keys=page.keys, created=None, error=page.error
+        )
     shown = {
         "secret": created.secret,
         "label": created.api_key.label,
