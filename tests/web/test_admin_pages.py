@@ -6,13 +6,14 @@ from __future__ import annotations
 import html
 import json
 import re
+from datetime import datetime, timezone
 
 import httpx
 import pytest
 
 from casework.db.engine import Database
 from casework.services.auth import Role, create_key, list_keys
-from tests.support import POLICY_EVALUATOR, Tenant, make_project
+from tests.support import POLICY_EVALUATOR, Tenant, enqueue, make_project
 from tests.web.test_hardening import signed_in
 
 pytestmark = pytest.mark.storage
@@ -150,3 +151,32 @@ def test_reviewers_and_viewers_see_evaluators_read_only(
         )
         assert refused.status_code == 403
     assert admin.get(f"/api/v1/evaluators/{made['id']}").json()["memory_k"] != 3
+
+
+def test_the_audit_page_filters_by_who_and_days_and_says_what_it_cannot_apply(
+    database: Database, tenant: Tenant, admin: httpx.Client
+) -> None:
+    project_id = make_project(admin)
+    admin.post("/api/v1/evaluators", json={**POLICY_EVALUATOR, "project_id": project_id}).raise_for_status()
+    review = enqueue(admin, project_id)
+    with tenant.client("reviewer") as reviewer:
+        reviewer.post(
+            f"/api/v1/hitl/reviews/{review['id']}/feedback",
+            json={"classification": "compliant", "reasoning": "Fine.", "reviewer": "bo@bank.example"},
+        ).raise_for_status()
+    audit = f"/projects/{project_id}/audit"
+    today = datetime.now(timezone.utc).date().isoformat()
+    with signed_in(database, tenant, "viewer") as browser:
+        everything = browser.get(audit)
+        assert everything.text.count("<tr>") - 1 == 4  # evaluator.updated, review.created/resolved, control
+        mine = browser.get(audit, params={"actor": f"Reviewer@{tenant.name}", "from": today, "to": today})
+        assert mine.status_code == 200
+        assert mine.text.count("<tr>") - 1 == 2 and "review.resolved" in mine.text
+        assert f'value="Reviewer@{tenant.name}"' in mine.text and f'value="{today}"' in mine.text
+        assert "No events match" in browser.get(audit, params={"to": "2001-01-01"}).text
+        for params, words in (
+            ({"from": "15/01/2024"}, "from must be a day as YYYY-MM-DD"),
+            ({"from": today, "to": "2001-01-01"}, "must not be after to"),
+        ):
+            refused = browser.get(audit, params=params)
+            assert refused.status_code == 422 and words in refused.text and 'role="alert"' in refused.text

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import Date, Integer, cast, func, select, text
@@ -755,6 +755,7 @@ class AuditTrailPage:
     project: Project
     events: list[Event]
     next_cursor: str | None
+    error: str | None = None  # filters that cannot be applied: said in the page, with no events
 
 
 def audit_page(
@@ -765,12 +766,38 @@ def audit_page(
     action: str | None,
     object_id: str | None,
     cursor: str | None,
+    actor: str | None = None,
+    since: str = "",
+    until: str = "",
 ) -> AuditTrailPage:
+    """The audit trail with the page's filters; ``since`` and ``until`` as typed (days, YYYY-MM-DD)."""
     project = get_project(session, workspace_id=principal.workspace_id, project_id=project_id)
-    page = list_audit(
-        session, principal=principal, project_id=project_id, action=action, object_id=object_id, cursor=cursor
-    )
+    try:
+        page = list_audit(
+            session,
+            principal=principal,
+            project_id=project_id,
+            action=action,
+            object_id=object_id,
+            actor=actor,
+            since=_day(since, "from"),
+            until=_day(until, "to"),
+            cursor=cursor,
+        )
+    except ValidationFailed as error:
+        return AuditTrailPage(project=project, events=[], next_cursor=None, error=error.message)
     return AuditTrailPage(project=project, events=page.events, next_cursor=page.next_cursor)
+
+
+def _day(text: str, name: str) -> date | None:
+    if not text.strip():
+        return None
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        raise ValidationFailed(
+            f"{name} must be a day as YYYY-MM-DD, not {text[:40]!r}.", details={"field": name}
+        ) from None
 
 
 @dataclass

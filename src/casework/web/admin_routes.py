@@ -32,6 +32,9 @@ async def audit(
     project_id: str,
     action: str = "",
     object_id: Annotated[str, Query(max_length=40)] = "",
+    actor: Annotated[str, Query(max_length=300)] = "",
+    since: Annotated[str, Query(alias="from", max_length=40)] = "",
+    until: Annotated[str, Query(alias="to", max_length=40)] = "",
     cursor: str | None = None,
 ) -> Response:
     page = await db(
@@ -40,19 +43,29 @@ async def audit(
         project_id=project_id,
         action=action or None,
         object_id=object_id.strip() or None,
+        actor=actor.strip() or None,
+        since=since,
+        until=until,
         cursor=cursor,
     )
-    chosen: dict[str, Any] = {"action": action, "object_id": object_id}
+    chosen: dict[str, Any] = {
+        "action": action,
+        "object_id": object_id,
+        "actor": actor,
+        "from": since,
+        "to": until,
+    }
     more = f"?{urlencode({**chosen, 'cursor': page.next_cursor})}" if page.next_cursor else None
     return render(
         request,
         "audit.html",
+        422 if page.error else 200,
         caller=caller,
         page=page,
         project=page.project,
         actions=pages.AUDIT_ACTIONS,
         more=more,
-        **chosen,
+        chosen=chosen,
     )
 
 

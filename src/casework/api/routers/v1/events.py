@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -48,6 +49,16 @@ async def list_audit_events(
     project_id: Annotated[str, Query()],
     object_id: Annotated[str | None, Query(description="Only events about this review or control.")] = None,
     action: Annotated[str | None, Query(description="e.g. review.resolved, control.updated")] = None,
+    actor: Annotated[
+        str | None,
+        Query(
+            max_length=300,
+            description="Only changes by someone whose name holds this, in any case: a key's label or id, "
+            "casework-memory...",
+        ),
+    ] = None,
+    since: Annotated[date | None, Query(alias="from", description="First day (UTC), included.")] = None,
+    until: Annotated[date | None, Query(alias="to", description="Last day (UTC), included.")] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> AuditList:
@@ -57,6 +68,9 @@ async def list_audit_events(
         project_id=project_id,
         object_id=object_id,
         action=action,
+        actor=actor or None,
+        since=since,
+        until=until,
         limit=limit,
         cursor=cursor,
     )
