@@ -180,3 +180,44 @@ def test_the_audit_page_filters_by_who_and_days_and_says_what_it_cannot_apply(
         ):
             refused = browser.get(audit, params=params)
             assert refused.status_code == 422 and words in refused.text and 'role="alert"' in refused.text
+
+
+def test_key_changes_are_in_the_workspace_audit_trail_without_the_secret(
+    database: Database, tenant: Tenant, admin: httpx.Client
+) -> None:
+    with signed_in(database, tenant, "admin") as browser:
+        made = browser.post(
+            "/admin/keys",
+            data={"label": "cy@bank.example", "role": "viewer", "csrf": csrf_of(browser.get("/admin/keys"))},
+        )
+        shown = browser.get(made.headers["location"])
+        secret = re.search(r"data-secret>(cw_sk_[^<]+)<", shown.text)
+        assert secret is not None
+        key_id = re.search(r'data-key="(key_[^"]+)"[^<]*<td>cy@bank.example', shown.text)
+        assert key_id is not None
+        browser.post(f"/admin/keys/{key_id.group(1)}/revoke", data={"csrf": csrf_of(shown)})
+
+        trail = admin.get("/api/v1/audit")  # no project: the workspace's own changes
+        assert trail.status_code == 200, trail.text
+        events = trail.json()["events"]
+        assert [(e["action"], e["object_id"]) for e in events] == [
+            ("api_key.revoked", key_id.group(1)),
+            ("api_key.created", key_id.group(1)),
+        ]
+        assert all(e["actor"].startswith(f"admin@{tenant.name}") and e["project_id"] is None for e in events)
+        assert events[1]["after"]["label"] == "cy@bank.example" and events[1]["after"]["role"] == "viewer"
+        assert events[0]["before"]["revoked_at"] is None and events[0]["after"]["revoked_at"]
+        assert secret.group(1) not in trail.text and secret.group(1)[:10] not in trail.text
+        assert admin.get("/api/v1/audit", params={"actor": "nobody"}).json()["events"] == []
+
+        page = browser.get("/admin/audit", params={"action": "api_key.created"})
+        assert page.status_code == 200 and key_id.group(1) in page.text
+        assert '<td class="nowrap">api_key.created</td>' in page.text
+        assert '<td class="nowrap">api_key.revoked</td>' not in page.text
+        assert secret.group(1) not in page.text
+
+    with signed_in(database, tenant, "reviewer") as browser:
+        assert browser.get("/admin/audit").status_code == 403
+    with tenant.client("reviewer") as reviewer:
+        refused = reviewer.get("/api/v1/audit")
+        assert (refused.status_code, refused.json()["error"]["code"]) == (403, "permission_denied")

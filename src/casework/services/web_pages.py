@@ -752,7 +752,7 @@ AUDIT_ACTIONS = tuple(sorted(ALL_TYPES))
 
 @dataclass
 class AuditTrailPage:
-    project: Project
+    project: Project | None  # None: the workspace's own changes
     events: list[Event]
     next_cursor: str | None
     error: str | None = None  # filters that cannot be applied: said in the page, with no events
@@ -762,7 +762,7 @@ def audit_page(
     session: Session,
     *,
     principal: Principal,
-    project_id: str,
+    project_id: str | None,
     action: str | None,
     object_id: str | None,
     cursor: str | None,
@@ -770,8 +770,13 @@ def audit_page(
     since: str = "",
     until: str = "",
 ) -> AuditTrailPage:
-    """The audit trail with the page's filters; ``since`` and ``until`` as typed (days, YYYY-MM-DD)."""
-    project = get_project(session, workspace_id=principal.workspace_id, project_id=project_id)
+    """A project's audit trail (or, with no project, the workspace's own: admins only) with the page's filters;
+    ``since`` and ``until`` as typed (days, YYYY-MM-DD)."""
+    project = None
+    if project_id is None:
+        principal.require_admin()
+    else:
+        project = get_project(session, workspace_id=principal.workspace_id, project_id=project_id)
     try:
         page = list_audit(
             session,

@@ -24,6 +24,11 @@ from casework.web.common import Viewer, check_csrf, form_problem, problem_words,
 router = APIRouter(include_in_schema=False)
 
 
+Actor = Annotated[str, Query(max_length=300)]
+Since = Annotated[str, Query(alias="from", max_length=40)]
+Until = Annotated[str, Query(alias="to", max_length=40)]
+
+
 @router.get("/projects/{project_id}/audit")
 async def audit(
     request: Request,
@@ -32,29 +37,46 @@ async def audit(
     project_id: str,
     action: str = "",
     object_id: Annotated[str, Query(max_length=40)] = "",
-    actor: Annotated[str, Query(max_length=300)] = "",
-    since: Annotated[str, Query(alias="from", max_length=40)] = "",
-    until: Annotated[str, Query(alias="to", max_length=40)] = "",
+    actor: Actor = "",
+    since: Since = "",
+    until: Until = "",
     cursor: str | None = None,
+) -> Response:
+    chosen = {"action": action, "object_id": object_id, "actor": actor, "from": since, "to": until}
+    return await _audit(request, db, caller, project_id, chosen, cursor)
+
+
+@router.get("/admin/audit")
+async def workspace_audit(
+    request: Request,
+    db: Db,
+    caller: Viewer,
+    action: str = "",
+    object_id: Annotated[str, Query(max_length=40)] = "",
+    actor: Actor = "",
+    since: Since = "",
+    until: Until = "",
+    cursor: str | None = None,
+) -> Response:
+    """Admins: the workspace's own changes, of no one project (API keys, workspace-wide integrations...)."""
+    chosen = {"action": action, "object_id": object_id, "actor": actor, "from": since, "to": until}
+    return await _audit(request, db, caller, None, chosen, cursor)
+
+
+async def _audit(
+    request: Request, db: Any, caller: Any, project_id: str | None, chosen: dict[str, str], cursor: str | None
 ) -> Response:
     page = await db(
         pages.audit_page,
         principal=caller.principal,
         project_id=project_id,
-        action=action or None,
-        object_id=object_id.strip() or None,
-        actor=actor.strip() or None,
-        since=since,
-        until=until,
+        action=chosen["action"] or None,
+        object_id=chosen["object_id"].strip() or None,
+        actor=chosen["actor"].strip() or None,
+        since=chosen["from"],
+        until=chosen["to"],
         cursor=cursor,
     )
-    chosen: dict[str, Any] = {
-        "action": action,
-        "object_id": object_id,
-        "actor": actor,
-        "from": since,
-        "to": until,
-    }
     more = f"?{urlencode({**chosen, 'cursor': page.next_cursor})}" if page.next_cursor else None
     return render(
         request,

@@ -42,11 +42,17 @@ async def list_events(
     )
 
 
-@router.get("/audit", response_model=AuditList, summary="Changes to reviews and controls, newest first")
+@router.get("/audit", response_model=AuditList, summary="Who changed what, newest first")
 async def list_audit_events(
     db: Db,
     caller: Caller,
-    project_id: Annotated[str, Query()],
+    project_id: Annotated[
+        str | None,
+        Query(
+            description="The project's changes (its integrations' and webhooks' too). Without it (admin keys "
+            "only): the workspace's own, of no one project: API keys, workspace-wide integrations and webhooks."
+        ),
+    ] = None,
     object_id: Annotated[str | None, Query(description="Only events about this review or control.")] = None,
     action: Annotated[str | None, Query(description="e.g. review.resolved, control.updated")] = None,
     actor: Annotated[
@@ -78,7 +84,7 @@ async def list_audit_events(
         events=[
             AuditEventPublic(
                 id=e.seq,
-                project_id=e.project_id or project_id,
+                project_id=e.project_id,
                 actor=e.actor,
                 action=e.type,
                 object_type=e.object_type,
