@@ -15,10 +15,13 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
 from casework.cli import KeyRole, app
+from casework.db.engine import Database
+from casework.db.models import Event
 from casework.services.auth import Role
 from tests.support import POSTGRES_ADMIN_URL, serving, wait_for
 
@@ -70,7 +73,7 @@ def test_first_start_prints_and_stores_the_admin_key_once(env: dict[str, str]) -
     assert key_file.read_text().strip() == key
 
 
-def test_keys_create_list_revoke(env: dict[str, str], base_url: str) -> None:
+def test_keys_create_list_revoke(env: dict[str, str], base_url: str, database: Database) -> None:
     created = casework(
         "keys", "create", "--workspace", "acme", "--role", "viewer", "--name", "ana@acme.test", env=env
     )
@@ -89,6 +92,12 @@ def test_keys_create_list_revoke(env: dict[str, str], base_url: str) -> None:
 
     assert casework("keys", "revoke", key_id, env=env).returncode == 0
     assert httpx.get(f"{base_url}/api/v1/projects", headers=headers).status_code == 401
+    # Both are in the workspace's audit trail, said to come from the command line, without the secret.
+    with database.transaction(write=False) as session:
+        events = session.execute(select(Event).where(Event.object_id == key_id).order_by(Event.seq)).scalars()
+        recorded = [(e.type, e.actor, e.project_id, json.dumps(e.data)) for e in events]
+    assert [r[0] for r in recorded] == ["api_key.created", "api_key.revoked"]
+    assert all(r[1].endswith("(command line)") and r[2] is None and secret not in r[3] for r in recorded)
     missing = casework("keys", "revoke", "key_nope", env=env)
     assert missing.returncode == 1
     assert "key_nope" in missing.stderr

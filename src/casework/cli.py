@@ -349,6 +349,17 @@ def db_current() -> None:
     out.print(f"{current or 'empty'} ({state})")
 
 
+def _command_line_actor() -> str:
+    """Who changed keys from a shell, for the audit trail: the account that ran the command."""
+    import getpass
+
+    try:
+        user = getpass.getuser()
+    except (OSError, KeyError):  # no login name and no passwd entry (some containers)
+        user = f"uid {os.getuid()}"
+    return f"{user} (command line)"
+
+
 @keys_app.command("create")
 def keys_create(
     workspace: Annotated[
@@ -362,13 +373,15 @@ def keys_create(
     ] = "cli",
 ) -> None:
     """Create an API key. The secret is printed once, as the last line of standard output."""
-    from casework.services import auth
+    from casework.services import api_keys, auth
     from casework.services.workspaces import get_or_create_workspace
 
     database = _open_database(_settings(), create=False)
     with database.transaction() as session:
         ws, ws_created = get_or_create_workspace(session, name=workspace)
-        created = auth.create_key(session, workspace_id=ws.id, role=auth.Role(role.value), label=name)
+        created = api_keys.create_recorded_key(
+            session, workspace_id=ws.id, role=auth.Role(role.value), label=name, actor=_command_line_actor()
+        )
     if ws_created:
         err.print(f"Created workspace {workspace!r}.")
     err.print(f"Created {role.value} key {created.api_key.id} for {name!r} in workspace {workspace!r}:")
@@ -418,12 +431,12 @@ def keys_revoke(
 ) -> None:
     """Revoke an API key: requests with it get 401 from then on."""
     from casework.errors import CaseworkError
-    from casework.services import auth
+    from casework.services import api_keys
 
     database = _open_database(_settings(), create=False)
     try:
         with database.transaction() as session:
-            auth.revoke_key(session, key_id=key_id)
+            api_keys.revoke_recorded_key(session, key_id=key_id, actor=_command_line_actor())
     except CaseworkError as exc:
         _fail(exc.message)
     out.print(f"Revoked {key_id}.")

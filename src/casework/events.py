@@ -37,6 +37,16 @@ class EventType(str, Enum):
     golden_run_failed = "golden_run.failed"
     webhook_disabled = "webhook.disabled"
     webhook_test = "webhook.test"
+    # Administration: who changed the workspace's keys and connections (never a secret in ``data``).
+    api_key_created = "api_key.created"
+    api_key_revoked = "api_key.revoked"
+    integration_created = "integration.created"
+    integration_updated = "integration.updated"
+    integration_deleted = "integration.deleted"
+    webhook_created = "webhook.created"
+    webhook_updated = "webhook.updated"
+    webhook_deleted = "webhook.deleted"
+    webhook_secret_rotated = "webhook.secret_rotated"
 
 
 # What each event means, for the reference page and the API's description of the `type` filter.
@@ -83,6 +93,19 @@ DESCRIPTIONS: dict[EventType, str] = {
     ),
     EventType.webhook_disabled: "A webhook endpoint was disabled after failing (410, or too many failed deliveries).",
     EventType.webhook_test: "A test message sent to one webhook endpoint on request.",
+    EventType.api_key_created: (
+        "An API key was created (web UI or `casework keys create`). `data`: id, label, role, dates; never the secret."
+    ),
+    EventType.api_key_revoked: "An API key was revoked. `data`: as when created, with `revoked_at`.",
+    EventType.integration_created: "An integration was registered. `data`: the integration, without its secrets.",
+    EventType.integration_updated: "An integration was changed. `data`: the integration, without its secrets.",
+    EventType.integration_deleted: "An integration was removed. `data`: the integration as it was.",
+    EventType.webhook_created: "A webhook endpoint was registered. `data`: the endpoint, without its secret.",
+    EventType.webhook_updated: "A webhook endpoint was changed. `data`: the endpoint, without its secret.",
+    EventType.webhook_deleted: "A webhook endpoint was deleted. `data`: the endpoint as it was.",
+    EventType.webhook_secret_rotated: (
+        "A webhook endpoint's signing secret was replaced. `data`: the endpoint, without either secret."
+    ),
 }
 
 ALL_TYPES = frozenset(member.value for member in EventType)

@@ -40,8 +40,9 @@ class SecretBox:
     def seal(self, plaintext: str) -> str:
         return self._fernet.encrypt(plaintext.encode()).decode()
 
-    def open(self, sealed: str) -> str:
-        return self._fernet.decrypt(sealed.encode()).decode()
+    def open(self, sealed: str, ttl: int | None = None) -> str:
+        """The plaintext; with ``ttl``, only if it was sealed at most that many seconds ago (else InvalidToken)."""
+        return self._fernet.decrypt(sealed.encode(), ttl=ttl).decode()
 
 
 def load_key(configured: str | None, home: Path) -> str:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime, timezone
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import update
 
 from casework.db.engine import Database
+from casework.db.models import Event
 from casework.services.auth import Principal, Role
 from casework.services.reviews import enqueue_review
 from tests.support import POLICY_EVALUATOR, Tenant, enqueue, make_project
@@ -142,3 +145,45 @@ def test_an_ambiguous_evaluation_writes_its_event(
         events[1]["data"]["id"] == evaluation["id"]
         and events[1]["data"]["review_id"] == evaluation["review_id"]
     )
+
+
+def test_the_audit_trail_filters_by_who_and_by_days(
+    admin: httpx.Client, tenant: Tenant, database: Database
+) -> None:
+    project_id = make_project(admin)
+    first, second = enqueue(admin, project_id, span_id="s1"), enqueue(admin, project_id, span_id="s2")
+    with tenant.client("reviewer") as reviewer:
+        assert decide(reviewer, second["id"]).status_code == 201
+
+    def audit(**params: Any) -> list[str]:
+        response = admin.get("/api/v1/audit", params={"project_id": project_id, **params})
+        assert response.status_code == 200, response.text
+        return [e["action"] for e in response.json()["events"]]
+
+    everything = audit()
+    assert len(everything) == 4  # as before: new parameters change nothing unless given
+    # Who: part of the actor (a key's label or id, casework-memory...), in any case; % and _ are literal.
+    assert audit(actor=f"REVIEWER@{tenant.name}") == ["review.resolved", "control.created"]
+    assert audit(actor="admin@") == ["review.created", "review.created"]
+    assert audit(actor="%") == []
+
+    # Days (UTC), both included: one event moved back to a day of its own.
+    with database.transaction() as session:
+        session.execute(
+            update(Event)
+            .where(Event.object_id == first["id"], Event.type == "review.created")
+            .values(created_at=datetime(2024, 1, 15, 23, 59, tzinfo=timezone.utc))
+        )
+    assert audit(**{"from": "2024-01-15", "to": "2024-01-15"}) == ["review.created"]
+    assert audit(**{"to": "2024-01-14"}) == []
+    assert len(audit(**{"from": "2024-01-16"})) == 3
+    assert audit(**{"from": "2024-01-15", "to": "2024-01-15", "actor": "reviewer@"}) == []
+
+    for params, field in (
+        ({"from": "2024-01-16", "to": "2024-01-15"}, "from"),
+        ({"from": "yesterday"}, "from"),
+        ({"actor": "x" * 301}, "actor"),
+    ):
+        refused = admin.get("/api/v1/audit", params={"project_id": project_id, **params})
+        assert refused.status_code == 422, (params, refused.text)
+        assert refused.json()["error"]["code"] == "validation_error" and field in refused.text

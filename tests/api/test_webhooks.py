@@ -244,3 +244,30 @@ def test_private_and_loopback_addresses_are_refused_unless_allowed() -> None:
     )  # a name: checked when sending
     assert address_allowed("93.184.216.34", allow_private=False)
     assert not address_allowed("0.0.0.0", allow_private=True)
+
+
+def test_endpoint_changes_are_in_the_audit_trail_without_the_secret(
+    admin: httpx.Client, webhook_receiver: WebhookReceiver
+) -> None:
+    project_id = make_project(admin)
+    wide = register(admin, webhook_receiver, ["review.created"])
+    own = register(admin, webhook_receiver, ["review.created"], project_id=project_id)
+    assert admin.patch(f"/api/v1/webhooks/{wide['id']}", json={"enabled": False}).status_code == 200
+    rotated = admin.post(f"/api/v1/webhooks/{wide['id']}/rotate-secret").json()["secret"]
+    assert admin.delete(f"/api/v1/webhooks/{wide['id']}").status_code == 204
+    assert admin.delete(f"/api/v1/webhooks/{own['id']}").status_code == 204
+
+    workspace = admin.get("/api/v1/audit")
+    assert [(e["action"], e["object_id"]) for e in workspace.json()["events"]] == [
+        ("webhook.deleted", wide["id"]),
+        ("webhook.secret_rotated", wide["id"]),
+        ("webhook.updated", wide["id"]),
+        ("webhook.created", wide["id"]),
+    ]
+    updated = workspace.json()["events"][2]
+    assert (updated["before"]["enabled"], updated["after"]["enabled"]) == (True, False)
+    assert updated["actor"].startswith("admin@")
+    project = admin.get("/api/v1/audit", params={"project_id": project_id})
+    assert [e["action"] for e in project.json()["events"]] == ["webhook.deleted", "webhook.created"]
+    for text in (workspace.text, project.text):
+        assert all(s not in text for s in (wide["secret"], own["secret"], rotated, "whsec_"))

@@ -135,3 +135,34 @@ def test_send_a_test_reaches_the_tool_and_a_disabled_integration_sends_nothing(
     )
     assert inbound.json()["error"]["code"] == "integration_not_found"
     assert len(slack.messages) == 1
+
+
+def test_integration_changes_are_in_the_audit_trail_without_secrets(
+    admin: httpx.Client, slack_config: dict[str, Any]
+) -> None:
+    project_id = make_project(admin)
+    wide = register(admin, "slack", slack_config)
+    own = register(admin, "slack", slack_config, project_id=project_id)
+    changed = admin.patch(
+        f"/api/v1/integrations/{wide['id']}",
+        json={"config": {"channel": "C0OTHER", "bot_token": "xoxb-new-1"}},
+    )
+    assert changed.status_code == 200, changed.text
+    assert admin.delete(f"/api/v1/integrations/{wide['id']}").status_code == 204
+
+    workspace = admin.get("/api/v1/audit")
+    events = workspace.json()["events"]
+    assert [(e["action"], e["object_id"]) for e in events] == [
+        ("integration.deleted", wide["id"]),
+        ("integration.updated", wide["id"]),
+        ("integration.created", wide["id"]),
+    ]
+    assert (events[1]["before"]["config"]["channel"], events[1]["after"]["config"]["channel"]) == (
+        CHANNEL,
+        "C0OTHER",
+    )
+    assert events[1]["after"]["secrets_set"] == ["bot_token", "signing_secret"]
+    project = admin.get("/api/v1/audit", params={"project_id": project_id}).json()["events"]
+    assert [(e["action"], e["object_id"]) for e in project] == [("integration.created", own["id"])]
+    for shown in (workspace.text, json.dumps(project)):
+        assert TOKEN not in shown and SIGNING_SECRET not in shown and "xoxb-new-1" not in shown

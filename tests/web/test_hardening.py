@@ -18,6 +18,7 @@ from casework.app import create_app
 from casework.config import Settings
 from casework.db.engine import Database
 from casework.db.models import LoginToken
+from casework.evaluators.judge import LLMJudge
 from casework.services import auth, web_pages
 from casework.services.auth import hash_secret
 from casework.services.web_auth import create_login_link_token
@@ -27,10 +28,12 @@ TEMPLATES = Path(__file__).resolve().parents[2] / "src" / "casework" / "web" / "
 
 
 @contextmanager
-def signed_in(database: Database, tenant: Tenant, role: str = "reviewer") -> Iterator[httpx.Client]:
-    """A browser-like client, signed in to the web UI as the tenant's key of ``role``."""
+def signed_in(
+    database: Database, tenant: Tenant, role: str = "reviewer", label: str | None = None
+) -> Iterator[httpx.Client]:
+    """A browser-like client, signed in to the web UI as the tenant's key of ``role`` (or the key ``label``)."""
     with database.transaction() as session:
-        token = create_login_link_token(session, key_label=f"{role}@{tenant.name}")
+        token = create_login_link_token(session, key_label=label or f"{role}@{tenant.name}")
     with httpx.Client(base_url=tenant.base_url, headers={"accept": "text/html"}, timeout=30) as client:
         assert client.get(f"/login?token={token}").status_code == 303
         yield client
@@ -110,3 +113,17 @@ def test_readiness_does_not_tell_strangers_where_the_database_is(tmp_path: Path)
 def test_query_strings_are_logged_without_their_values() -> None:
     assert redact_query("/login?token=s3cret&next=/x") == "/login?token=…&next=…"
     assert redact_query("/api/v1/projects") == "/api/v1/projects"
+
+
+def test_the_favicon_is_served_where_browsers_ask_for_it(tmp_path: Path) -> None:
+    """Browsers ask for /favicon.ico on every page, whatever the page links: no 404, cached, no sign-in."""
+    settings = Settings(home=tmp_path, database_url=f"sqlite:///{tmp_path / 'unused.db'}")
+    app = create_app(settings, judge=LLMJudge(None))
+    try:
+        reply = TestClient(app).get("/favicon.ico")  # no lifespan, no database: nothing but the route runs
+    finally:
+        app.state.database.dispose()
+    assert reply.status_code == 200
+    assert reply.headers["content-type"].startswith("image/svg+xml")
+    assert "max-age=" in reply.headers["cache-control"]
+    assert reply.content == (TEMPLATES.parent / "static" / "favicon.svg").read_bytes()

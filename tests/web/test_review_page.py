@@ -100,3 +100,37 @@ def test_a_decision_with_a_nul_in_its_reasoning_is_refused_on_both_databases(
     assert decided.status_code == 422, decided.text[:300]
     assert "NUL" in decided.text
     assert admin.get(f"/api/v1/hitl/reviews/{review['id']}").json()["status"] == "pending"
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        {"classification": "compliant", "tags": "credit-limit, Bad Tag!"},  # the API's tag rule refuses it
+        {"classification": "", "tags": "credit-limit"},  # no choice made
+    ],
+)
+def test_a_refused_decision_keeps_the_reasoning_out_of_every_url(
+    browser: httpx.Client, admin: httpx.Client, form: dict[str, str]
+) -> None:
+    """What a reviewer typed comes back in the page, never in a URL: a redirect's Location lands in browser
+    history, and every URL asked for lands in the access log."""
+    reasoning = "Told the customer about account 4471 without checking identity."
+    project_id = make_project(admin)
+    review = enqueue(admin, project_id)
+    page = browser.get(f"/reviews/{review['id']}")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert csrf is not None
+    asked: list[str] = []
+    locations: list[str] = []
+    browser.event_hooks["request"].append(lambda request: asked.append(str(request.url)))
+    browser.event_hooks["response"].append(lambda reply: locations.append(reply.headers.get("location", "")))
+    decided = browser.post(
+        f"/reviews/{review['id']}/decide",
+        data={**form, "reasoning": reasoning, "csrf": csrf.group(1)},
+        follow_redirects=True,
+    )
+    assert decided.status_code == 422, decided.text[:300]
+    assert 'role="alert"' in decided.text
+    assert f">{reasoning}</textarea>" in decided.text and form["tags"].replace("!", "") in decided.text
+    assert not any("4471" in url for url in asked + locations), (asked, locations)
+    assert admin.get(f"/api/v1/hitl/reviews/{review['id']}").json()["status"] == "pending"

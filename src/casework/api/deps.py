@@ -182,7 +182,14 @@ async def write_unit_of_work(request: Request) -> UnitOfWork:
     return UnitOfWork(get_database(request), write=True, limiter=database_threads(request))
 
 
+async def read_unit_of_work(request: Request) -> UnitOfWork:
+    """A read transaction beside a write request's own: for the page a form comes back to when its write was
+    refused (and rolled back)."""
+    return UnitOfWork(get_database(request), write=False, limiter=database_threads(request))
+
+
 Db = Annotated[UnitOfWork, Depends(unit_of_work)]
+ReadDb = Annotated[UnitOfWork, Depends(read_unit_of_work)]
 WriteDb = Annotated[UnitOfWork, Depends(write_unit_of_work)]
 
 

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from casework.db.models import ApiKey
 from casework.errors import ApiKeyNotFound, PermissionDenied, ValidationFailed
+from casework.events import EventType
+from casework.services import events
 from casework.services.auth import CreatedKey, Principal, Role, create_key, revoke_key
+from casework.services.pagination import to_json_time
 
 MAX_LABEL = 200
 
@@ -33,6 +37,53 @@ def workspace_keys(session: Session, *, principal: Principal) -> list[ApiKey]:
     )
 
 
+def key_record(api_key: ApiKey) -> dict[str, Any]:
+    """A key as its audit events show it: who holds it and what it may do, never any part of its secret."""
+    return {
+        "id": api_key.id,
+        "label": api_key.label,
+        "role": api_key.role,
+        "created_at": to_json_time(api_key.created_at),
+        "revoked_at": to_json_time(api_key.revoked_at) if api_key.revoked_at else None,
+    }
+
+
+def create_recorded_key(
+    session: Session, *, workspace_id: str, role: Role, label: str, actor: str
+) -> CreatedKey:
+    """A new key, with its ``api_key.created`` event (by ``actor``): how people make keys, in the web UI and with
+    ``casework keys create``."""
+    created = create_key(session, workspace_id=workspace_id, role=role, label=label)
+    _record(session, EventType.api_key_created, created.api_key, actor=actor)
+    return created
+
+
+def revoke_recorded_key(session: Session, *, key_id: str, actor: str) -> ApiKey:
+    """Revoke, with an ``api_key.revoked`` event when the key was active (revoking again changes nothing)."""
+    api_key = session.get(ApiKey, key_id)
+    before = key_record(api_key) if api_key is not None else None
+    revoked = revoke_key(session, key_id=key_id)
+    if before is not None and before["revoked_at"] is None:
+        _record(session, EventType.api_key_revoked, revoked, actor=actor, before=before)
+    return revoked
+
+
+def _record(
+    session: Session, type: EventType, api_key: ApiKey, *, actor: str, before: dict[str, Any] | None = None
+) -> None:
+    events.emit(
+        session,
+        type,
+        workspace_id=api_key.workspace_id,
+        project_id=None,
+        actor=actor,
+        object_type="api_key",
+        object_id=api_key.id,
+        data=key_record(api_key),
+        before=before,
+    )
+
+
 def create_workspace_key(session: Session, *, principal: Principal, role: str, label: str) -> CreatedKey:
     """A new key in the caller's workspace; its secret is in the result, and nowhere else, ever."""
     require_admin(principal)
@@ -47,7 +98,9 @@ def create_workspace_key(session: Session, *, principal: Principal, role: str, l
     except ValueError as exc:
         allowed = [r.value for r in Role]
         raise ValidationFailed(f"role must be one of {allowed}.", details={"allowed": allowed}) from exc
-    return create_key(session, workspace_id=principal.workspace_id, role=chosen, label=label)
+    return create_recorded_key(
+        session, workspace_id=principal.workspace_id, role=chosen, label=label, actor=principal.identity
+    )
 
 
 def revoke_workspace_key(session: Session, *, principal: Principal, key_id: str) -> ApiKey:
@@ -55,7 +108,7 @@ def revoke_workspace_key(session: Session, *, principal: Principal, key_id: str)
     owner = session.execute(select(ApiKey.workspace_id).where(ApiKey.id == key_id)).scalar_one_or_none()
     if owner != principal.workspace_id:  # another workspace's key is as absent as one that never was
         raise ApiKeyNotFound(f"No API key with id {key_id!r}.", details={"key_id": key_id})
-    return revoke_key(session, key_id=key_id)
+    return revoke_recorded_key(session, key_id=key_id, actor=principal.identity)
 
 
 @dataclass
@@ -70,7 +123,7 @@ def keys_page(session: Session, *, principal: Principal) -> KeysPage:
 
 
 def create_key_page(session: Session, *, principal: Principal, role: str, label: str) -> KeysPage:
-    """Create a key and list the keys, in one transaction: the page that shows the secret, once."""
+    """Create a key and list the keys, in one transaction (a refused form comes back with the list)."""
     try:
         created = create_workspace_key(session, principal=principal, role=role, label=label)
     except ValidationFailed as error:  # nothing was written

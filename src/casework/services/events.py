@@ -8,16 +8,18 @@ reacts to the event (the memory pass, webhooks, integrations) is a subscriber re
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
 from casework.db import outbox
+from casework.db.dialect import contains_text
 from casework.db.engine import mark_for_wake
 from casework.db.models import Event
 from casework.db.types import utcnow
-from casework.errors import InvalidCursor
+from casework.errors import InvalidCursor, ValidationFailed
 from casework.events import EventType
 from casework.ids import new_id
 from casework.services import review_counts, rollups
@@ -155,19 +157,41 @@ def list_audit(
     session: Session,
     *,
     principal: Principal,
-    project_id: str,
+    project_id: str | None,
     object_id: str | None = None,
     action: str | None = None,
+    actor: str | None = None,
+    since: date | None = None,
+    until: date | None = None,
     limit: int = 50,
     cursor: str | None = None,
 ) -> AuditPage:
-    """A project's events, newest first: who did what to which review or control, before and after."""
-    get_project(session, workspace_id=principal.workspace_id, project_id=project_id)
-    query = select(Event).where(Event.project_id == project_id)
+    """A project's events, newest first: who did what to which review or control, before and after; with no
+    project (admins only), the workspace's own, of no one project: its API keys, its workspace-wide integrations
+    and webhooks. ``actor``: events by someone whose name holds it (any case); ``since`` and ``until``: UTC
+    days, both included."""
+    if project_id is None:
+        principal.require_admin()
+        scope = and_(Event.project_id.is_(None), Event.workspace_id == principal.workspace_id)
+    else:
+        get_project(session, workspace_id=principal.workspace_id, project_id=project_id)
+        scope = Event.project_id == project_id
+    if since is not None and until is not None and since > until:
+        raise ValidationFailed(
+            f"from ({since}) must not be after to ({until}).", details={"from": str(since), "to": str(until)}
+        )
+    query = select(Event).where(scope)
     if object_id:
         query = query.where(Event.object_id == object_id)
     if action:
         query = query.where(Event.type == action)
+    if actor:
+        query = query.where(contains_text(session, Event.actor, actor))
+    if since is not None:
+        query = query.where(Event.created_at >= datetime.combine(since, time(), tzinfo=timezone.utc))
+    if until is not None:
+        end = datetime.combine(until + timedelta(days=1), time(), tzinfo=timezone.utc)
+        query = query.where(Event.created_at < end)
     if cursor:
         (seq,) = decode_cursor(cursor, types=(int,))
         query = query.where(Event.seq < seq)

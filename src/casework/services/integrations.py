@@ -19,10 +19,12 @@ from sqlalchemy.orm import Session
 from casework.db.models import Integration
 from casework.db.types import utcnow
 from casework.errors import IntegrationNotFound, ValidationFailed
+from casework.events import EventType
 from casework.ids import new_id
 from casework.integrations import kinds
 from casework.integrations.base import IntegrationConfig, Kind
 from casework.secrets import SecretBox
+from casework.services import events
 from casework.services.auth import Principal
 from casework.services.pagination import to_json_time
 from casework.services.projects import get_project
@@ -137,7 +139,30 @@ def create_integration(
     )
     session.add(integration)
     session.flush()
+    _record(session, EventType.integration_created, integration, box, principal)
     return integration
+
+
+def _record(
+    session: Session,
+    type: EventType,
+    integration: Integration,
+    box: SecretBox,
+    principal: Principal,
+    before: dict[str, Any] | None = None,
+) -> None:
+    """The audit event of an admin's change: the integration as the API shows it, so without its secrets."""
+    events.emit(
+        session,
+        type,
+        workspace_id=integration.workspace_id,
+        project_id=integration.project_id,
+        actor=principal.identity,
+        object_type="integration",
+        object_id=integration.id,
+        data=integration_record(integration, box),
+        before=before,
+    )
 
 
 def get_integration(session: Session, *, principal: Principal, integration_id: str) -> Integration:
@@ -172,6 +197,7 @@ def update_integration(
     """Change any of name, events, enabled, config. ``config`` is merged: keys not sent keep their values
     (secrets included); a key sent as null goes back to its default."""
     integration = get_integration(session, principal=principal, integration_id=integration_id)
+    before = integration_record(integration, box)
     kind = kind_of(integration.kind)
     if "config" in changes:
         merged = {**integration.config, **open_secrets(integration, box)}
@@ -190,11 +216,16 @@ def update_integration(
     if "enabled" in changes:
         integration.enabled = bool(changes["enabled"])
     integration.updated_at = utcnow()
+    _record(session, EventType.integration_updated, integration, box, principal, before=before)
     return integration
 
 
-def delete_integration(session: Session, *, principal: Principal, integration_id: str) -> None:
-    session.delete(get_integration(session, principal=principal, integration_id=integration_id))
+def delete_integration(
+    session: Session, *, principal: Principal, box: SecretBox, integration_id: str
+) -> None:
+    integration = get_integration(session, principal=principal, integration_id=integration_id)
+    _record(session, EventType.integration_deleted, integration, box, principal)
+    session.delete(integration)
 
 
 # --- for inbound requests (no API key: the tool's own signature authenticates them) --------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import Date, Integer, cast, func, select, text
@@ -25,6 +25,7 @@ from casework.db.models import (
 from casework.db.types import utcnow
 from casework.errors import (
     DecisionAlreadySubmitted,
+    EvaluatorNotFound,
     GoldenSetNotFound,
     ReviewAlreadyResolved,
     ReviewClaimed,
@@ -38,8 +39,8 @@ from casework.services import controls as control_service
 from casework.services import reviews as review_service
 from casework.services.auth import Principal, Role
 from casework.services.control_conflicts import Conflict, find_conflicts
+from casework.services.evaluators import get_evaluator, list_evaluators, update_evaluator
 from casework.services.evaluators import latest as latest_evaluator
-from casework.services.evaluators import list_evaluators
 from casework.services.evaluators import options_for as evaluator_options
 from casework.services.events import list_audit
 from casework.services.golden_compare import compare_runs
@@ -751,25 +752,57 @@ AUDIT_ACTIONS = tuple(sorted(ALL_TYPES))
 
 @dataclass
 class AuditTrailPage:
-    project: Project
+    project: Project | None  # None: the workspace's own changes
     events: list[Event]
     next_cursor: str | None
+    error: str | None = None  # filters that cannot be applied: said in the page, with no events
 
 
 def audit_page(
     session: Session,
     *,
     principal: Principal,
-    project_id: str,
+    project_id: str | None,
     action: str | None,
     object_id: str | None,
     cursor: str | None,
+    actor: str | None = None,
+    since: str = "",
+    until: str = "",
 ) -> AuditTrailPage:
-    project = get_project(session, workspace_id=principal.workspace_id, project_id=project_id)
-    page = list_audit(
-        session, principal=principal, project_id=project_id, action=action, object_id=object_id, cursor=cursor
-    )
+    """A project's audit trail (or, with no project, the workspace's own: admins only) with the page's filters;
+    ``since`` and ``until`` as typed (days, YYYY-MM-DD)."""
+    project = None
+    if project_id is None:
+        principal.require_admin()
+    else:
+        project = get_project(session, workspace_id=principal.workspace_id, project_id=project_id)
+    try:
+        page = list_audit(
+            session,
+            principal=principal,
+            project_id=project_id,
+            action=action,
+            object_id=object_id,
+            actor=actor,
+            since=_day(since, "from"),
+            until=_day(until, "to"),
+            cursor=cursor,
+        )
+    except ValidationFailed as error:
+        return AuditTrailPage(project=project, events=[], next_cursor=None, error=error.message)
     return AuditTrailPage(project=project, events=page.events, next_cursor=page.next_cursor)
+
+
+def _day(text: str, name: str) -> date | None:
+    if not text.strip():
+        return None
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        raise ValidationFailed(
+            f"{name} must be a day as YYYY-MM-DD, not {text[:40]!r}.", details={"field": name}
+        ) from None
 
 
 @dataclass
@@ -783,6 +816,20 @@ def settings_page(session: Session, *, principal: Principal, project_id: str) ->
     return SettingsPage(
         project=project, evaluators=list_evaluators(session, principal=principal, project_id=project_id)
     )
+
+
+def change_evaluator(
+    session: Session, *, principal: Principal, project_id: str, evaluator_id: str, changes: dict[str, Any]
+) -> tuple[Evaluator, bool]:
+    """An admin's change to one of the project's evaluators from its settings: a new version, as
+    ``PATCH /api/v1/evaluators/{id}`` makes (the same service, so the same rules and the same event)."""
+    principal.require_admin()
+    evaluator = get_evaluator(session, principal=principal, evaluator_id=evaluator_id)
+    if evaluator.project_id != project_id:
+        raise EvaluatorNotFound(
+            f"No evaluator with id {evaluator_id!r} in this project.", details={"evaluator_id": evaluator_id}
+        )
+    return update_evaluator(session, principal=principal, evaluator_id=evaluator_id, changes=changes)
 
 
 def change_review_target(session: Session, *, principal: Principal, project_id: str, hours: float) -> None:

@@ -143,7 +143,29 @@ def create_endpoint(
     )
     session.add(endpoint)
     session.flush()
+    _record(session, EventType.webhook_created, endpoint, principal)
     return endpoint, secret
+
+
+def _record(
+    session: Session,
+    type: EventType,
+    endpoint: WebhookEndpoint,
+    principal: Principal,
+    before: dict[str, Any] | None = None,
+) -> None:
+    """The audit event of an admin's change: the endpoint as the API shows it, so without its secret."""
+    events.emit(
+        session,
+        type,
+        workspace_id=endpoint.workspace_id,
+        project_id=endpoint.project_id,
+        actor=principal.identity,
+        object_type="webhook",
+        object_id=endpoint.id,
+        data=endpoint_record(endpoint),
+        before=before,
+    )
 
 
 def get_endpoint(session: Session, *, principal: Principal, endpoint_id: str) -> WebhookEndpoint:
@@ -174,6 +196,7 @@ def update_endpoint(
 ) -> WebhookEndpoint:
     """Change any of url, events, description, enabled. Enabling again clears the failure count."""
     endpoint = get_endpoint(session, principal=principal, endpoint_id=endpoint_id)
+    before = endpoint_record(endpoint)
     if "url" in changes:
         endpoint.url = check_url(changes["url"], allow_private=allow_private)
     if "events" in changes:
@@ -188,11 +211,13 @@ def update_endpoint(
         else:
             endpoint.disabled_reason = f"disabled by {principal.identity}"
     endpoint.updated_at = utcnow()
+    _record(session, EventType.webhook_updated, endpoint, principal, before=before)
     return endpoint
 
 
 def delete_endpoint(session: Session, *, principal: Principal, endpoint_id: str) -> None:
     endpoint = get_endpoint(session, principal=principal, endpoint_id=endpoint_id)
+    _record(session, EventType.webhook_deleted, endpoint, principal)
     session.delete(endpoint)
 
 
@@ -204,6 +229,7 @@ def rotate_secret(session: Session, *, principal: Principal, endpoint_id: str, b
     endpoint.previous_secret_expires_at = utcnow() + timedelta(hours=PREVIOUS_SECRET_HOURS)
     endpoint.secret = box.seal(secret)
     endpoint.updated_at = utcnow()
+    _record(session, EventType.webhook_secret_rotated, endpoint, principal)
     return secret
 
 

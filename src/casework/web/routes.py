@@ -13,10 +13,10 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, FastAPI, Form, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import ValidationError
 
-from casework.api.deps import Db, WriteDb
+from casework.api.deps import Db, ReadDb, WriteDb
 from casework.api.schemas.controls import ControlUpdate
 from casework.api.schemas.reviews import FeedbackCreate
 from casework.errors import CaseworkError, ValidationFailed
@@ -34,6 +34,7 @@ from casework.web.agreement_chart import agreement_chart
 from casework.web.charts import overview_charts
 from casework.web.common import (
     COOKIE,
+    HERE,
     LOGIN_COOKIE,
     SignInRequired,
     Viewer,
@@ -132,6 +133,16 @@ async def api_docs(request: Request) -> Response:
     return render(request, "docs.html")
 
 
+@router.get("/favicon.ico")
+async def favicon() -> Response:
+    """Browsers ask for /favicon.ico whatever a page links: the pages' icon, for anyone, cached for a day."""
+    return FileResponse(
+        HERE / "static" / "favicon.svg",
+        media_type="image/svg+xml",
+        headers={"Cache-Control": "public, max-age=86400"},
+    )
+
+
 @router.get("/")
 async def home(request: Request, db: Db, caller: Viewer) -> Response:
     rows = await db(pages.projects_page, principal=caller.principal)
@@ -192,8 +203,12 @@ async def _review_response(
     caller: web_auth.WebCaller,
     page: pages.ReviewPage,
     status_code: int = 200,
+    kept: dict[str, Any] | None = None,
+    error: str | None = None,
     conflict: dict[str, Any] | None = None,
 ) -> Response:
+    """The review page; after a refused or overtaken submission, with what the reviewer typed (``kept``, or
+    ``conflict``) and why (``error``): in the page, never in a URL."""
     runner: EvaluationRunner = request.app.state.runner
     similar = await runner.search(
         principal=caller.principal,
@@ -203,13 +218,7 @@ async def _review_response(
         response=page.review.response,
         k=5,
     )
-    params = request.query_params
-    # What the reviewer typed, kept across a refused or overtaken submission.
-    kept = conflict or {
-        "reasoning": params.get("reasoning", ""),
-        "tags": params.get("tags", ""),
-        "choice": params.get("choice"),
-    }
+    kept = conflict or kept or {"reasoning": "", "tags": "", "choice": None}
     return render(
         request,
         "review.html",
@@ -219,7 +228,7 @@ async def _review_response(
         project=page.project,
         review=page.review,
         similar=similar,
-        error=params.get("error"),
+        error=error,
         can_write=caller.principal.role is not Role.viewer,
         kept=kept,
         conflict=conflict,
@@ -262,6 +271,7 @@ async def release_claim(
 async def decide(
     request: Request,
     db: Db,
+    read_db: ReadDb,
     caller: Viewer,
     review_id: str,
     classification: Annotated[str, Form()] = "",
@@ -301,14 +311,15 @@ async def decide(
             problem = form_problem(error)
         except ValidationFailed as error:
             problem = error.message
+    typed = {"reasoning": reasoning, "tags": tags, "choice": classification}
     if problem is not None:
-        # Back to the form with what was typed, so nothing is lost.
-        kept = urlencode({"error": problem, "reasoning": reasoning, "tags": tags, "choice": classification})
-        return redirect(f"/reviews/{review_id}?{kept}")
+        # The form again (422), with the problem and what was typed, so nothing is lost; not a redirect, which
+        # would carry the reasoning in its URL, into browser history and access logs.
+        page = await read_db(pages.review_page, principal=caller.principal, review_id=review_id)
+        return await _review_response(request, caller, page, 422, kept=typed, error=problem)
     if decided.overtaken is not None:
         # Decided while the page was open (by memory, or another person): the page again, with what was decided
         # and what this reviewer typed, so that nothing is lost.
-        typed = {"reasoning": reasoning, "tags": tags, "choice": classification}
         return await _review_response(request, caller, decided.overtaken, 409, conflict=typed)
     if decided.next_id:
         return redirect(f"/reviews/{decided.next_id}")

@@ -92,6 +92,17 @@ def definition_fields(body: MemoryFields) -> dict[str, Any]:
     return fields
 
 
+def update_body(evaluator: Any) -> dict[str, Any]:
+    """The update body that states an evaluator version's definition as it is (what the settings page offers to
+    edit): :func:`definition_fields` of it changes nothing."""
+    own = [name for name in EvaluatorUpdate.model_fields if name not in MemoryFields.model_fields]
+    body = {name: getattr(evaluator, name) for name in [*own, *MemoryFields.model_fields]}  # options first
+    body["ambiguity_threshold"] = (
+        "auto" if evaluator.ambiguity_mode == "auto" else evaluator.ambiguity_threshold
+    )
+    return {name: value for name, value in body.items() if value is not None}
+
+
 class EvaluatorPublic(Public):
     id: str
     project_id: str

@@ -29,7 +29,7 @@ class EventList(BaseModel):
 
 class AuditEventPublic(BaseModel):
     id: int
-    project_id: str
+    project_id: str | None = Field(description="None for the workspace's own changes (API keys...).")
     actor: str
     action: str
     object_type: str

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -41,13 +42,29 @@ async def list_events(
     )
 
 
-@router.get("/audit", response_model=AuditList, summary="Changes to reviews and controls, newest first")
+@router.get("/audit", response_model=AuditList, summary="Who changed what, newest first")
 async def list_audit_events(
     db: Db,
     caller: Caller,
-    project_id: Annotated[str, Query()],
+    project_id: Annotated[
+        str | None,
+        Query(
+            description="The project's changes (its integrations' and webhooks' too). Without it (admin keys "
+            "only): the workspace's own, of no one project: API keys, workspace-wide integrations and webhooks."
+        ),
+    ] = None,
     object_id: Annotated[str | None, Query(description="Only events about this review or control.")] = None,
     action: Annotated[str | None, Query(description="e.g. review.resolved, control.updated")] = None,
+    actor: Annotated[
+        str | None,
+        Query(
+            max_length=300,
+            description="Only changes by someone whose name holds this, in any case: a key's label or id, "
+            "casework-memory...",
+        ),
+    ] = None,
+    since: Annotated[date | None, Query(alias="from", description="First day (UTC), included.")] = None,
+    until: Annotated[date | None, Query(alias="to", description="Last day (UTC), included.")] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> AuditList:
@@ -57,6 +74,9 @@ async def list_audit_events(
         project_id=project_id,
         object_id=object_id,
         action=action,
+        actor=actor or None,
+        since=since,
+        until=until,
         limit=limit,
         cursor=cursor,
     )
@@ -64,7 +84,7 @@ async def list_audit_events(
         events=[
             AuditEventPublic(
                 id=e.seq,
-                project_id=e.project_id or project_id,
+                project_id=e.project_id,
                 actor=e.actor,
                 action=e.type,
                 object_type=e.object_type,

@@ -89,8 +89,13 @@ async def update_integration(
 
 
 @router.delete("/{integration_id}", status_code=204, summary="Remove an integration and its deliveries")
-async def delete_integration(integration_id: str, db: Db, caller: Caller) -> Response:
-    await db(integration_service.delete_integration, principal=caller, integration_id=integration_id)
+async def delete_integration(integration_id: str, db: Db, caller: Caller, request: Request) -> Response:
+    await db(
+        integration_service.delete_integration,
+        principal=caller,
+        box=request.app.state.secret_box,
+        integration_id=integration_id,
+    )
     return Response(status_code=204)
 
 
