@@ -49,6 +49,24 @@ class EventType(str, Enum):
     webhook_secret_rotated = "webhook.secret_rotated"
 
 
+# Events about the workspace's keys and connections: they name endpoint URLs (which can carry a receiver's
+# token) and who holds which key, so only admin keys read them, in the feed and in the audit trail alike.
+ADMIN_ONLY: frozenset[EventType] = frozenset(
+    {
+        EventType.api_key_created,
+        EventType.api_key_revoked,
+        EventType.integration_created,
+        EventType.integration_updated,
+        EventType.integration_deleted,
+        EventType.webhook_created,
+        EventType.webhook_updated,
+        EventType.webhook_deleted,
+        EventType.webhook_secret_rotated,
+        EventType.webhook_disabled,
+        EventType.webhook_test,
+    }
+)
+
 # What each event means, for the reference page and the API's description of the `type` filter.
 DESCRIPTIONS: dict[EventType, str] = {
     EventType.review_created: "A review was queued (by an evaluator, a spot check, or by hand). `data`: the review.",

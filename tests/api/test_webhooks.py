@@ -247,7 +247,7 @@ def test_private_and_loopback_addresses_are_refused_unless_allowed() -> None:
 
 
 def test_endpoint_changes_are_in_the_audit_trail_without_the_secret(
-    admin: httpx.Client, webhook_receiver: WebhookReceiver
+    admin: httpx.Client, tenant: Tenant, webhook_receiver: WebhookReceiver
 ) -> None:
     project_id = make_project(admin)
     wide = register(admin, webhook_receiver, ["review.created"])
@@ -271,3 +271,18 @@ def test_endpoint_changes_are_in_the_audit_trail_without_the_secret(
     assert [e["action"] for e in project.json()["events"]] == ["webhook.deleted", "webhook.created"]
     for text in (workspace.text, project.text):
         assert all(s not in text for s in (wide["secret"], own["secret"], rotated, "whsec_"))
+
+    # Endpoint URLs can carry a receiver's token: only admin keys read these events, in the feed or the trail.
+    def fed() -> set[str]:  # the feed lists events once the log has given them their place
+        return {e["type"] for e in admin.get("/api/v1/events", params={"limit": 1000}).json()["events"]}
+
+    wait_for(lambda: {"webhook.created", "webhook.deleted"} <= fed())
+    for role in ("reviewer", "viewer"):
+        with tenant.client(role) as other:
+            feed = other.get("/api/v1/events", params={"limit": 1000})
+            assert feed.status_code == 200 and not any(
+                e["type"].startswith("webhook.") for e in feed.json()["events"]
+            )
+            trail = other.get("/api/v1/audit", params={"project_id": project_id})
+            assert trail.status_code == 200 and trail.json()["events"] == []
+            assert webhook_receiver.base_url not in feed.text + trail.text

@@ -20,10 +20,10 @@ from casework.db.engine import mark_for_wake
 from casework.db.models import Event
 from casework.db.types import utcnow
 from casework.errors import InvalidCursor, ValidationFailed
-from casework.events import EventType
+from casework.events import ADMIN_ONLY, EventType
 from casework.ids import new_id
 from casework.services import review_counts, rollups
-from casework.services.auth import Principal
+from casework.services.auth import Principal, Role
 from casework.services.pagination import decode_cursor, encode_cursor, to_json_time
 from casework.services.projects import get_project
 
@@ -112,6 +112,13 @@ class FeedPage:
     next_after: str | None
 
 
+def _visible_to(principal: Principal, query: Any) -> Any:
+    """Events about keys and connections (casework.events.ADMIN_ONLY) are read by admin keys only."""
+    if principal.role is Role.admin:
+        return query
+    return query.where(Event.type.not_in(sorted(t.value for t in ADMIN_ONLY)))
+
+
 def list_feed(
     session: Session,
     *,
@@ -124,6 +131,7 @@ def list_feed(
     """The workspace's events (or one project's) after the event ``after``, in log order. Only sequenced events
     are listed, so a poller that continues from the last id it saw never misses one."""
     query = select(Event).where(Event.workspace_id == principal.workspace_id, Event.position.is_not(None))
+    query = _visible_to(principal, query)
     if project_id is not None:
         get_project(session, workspace_id=principal.workspace_id, project_id=project_id)
         query = query.where(Event.project_id == project_id)
@@ -180,7 +188,7 @@ def list_audit(
         raise ValidationFailed(
             f"from ({since}) must not be after to ({until}).", details={"from": str(since), "to": str(until)}
         )
-    query = select(Event).where(scope)
+    query = _visible_to(principal, select(Event).where(scope))
     if object_id:
         query = query.where(Event.object_id == object_id)
     if action:
