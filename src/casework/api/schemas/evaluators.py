@@ -13,7 +13,7 @@ from casework.definitions import DEFAULT_THRESHOLD, MAX_REVIEWERS
 
 Probability = Annotated[float, Field(ge=0, le=1)]
 Threshold = Annotated[
-    float | Literal["auto"],
+    Annotated[float, Field(ge=0, le=1)] | Literal["auto"],
     Field(
         description='A confidence in [0, 1] under which a verdict is ambiguous, or "auto": learnt from '
         "spot-checked verdicts so that confident ones meet target_agreement (this value until evidence suffices)."
