@@ -41,8 +41,9 @@ def test_a_commit_that_queues_work_wakes_a_listener_in_another_process_and_survi
     heard: list[int] = []
     remove = elsewhere.on_new_work(lambda: heard.append(1))
     try:
-        assert elsewhere.listening is not None
-        wait_for(elsewhere.listening.is_set, message="the listener never connected")
+        listener = elsewhere.listener
+        assert listener is not None
+        wait_for(listener.listening.is_set, message="the listener never connected")
 
         def commit_new_work() -> None:
             with database.transaction() as session:
@@ -54,8 +55,8 @@ def test_a_commit_that_queues_work_wakes_a_listener_in_another_process_and_survi
         # Its own commits it hears from the committing thread only, once each (not again through PostgreSQL).
         mine: list[int] = []
         stop_mine = database.on_new_work(lambda: mine.append(1))
-        assert database.listening is not None
-        wait_for(database.listening.is_set)
+        assert database.listener is not None
+        wait_for(database.listener.listening.is_set)
         commit_new_work()
         wait_for(lambda: len(heard) > before + 1, timeout=10, message="the other process was not told again")
         stop_mine()
@@ -66,13 +67,14 @@ def test_a_commit_that_queues_work_wakes_a_listener_in_another_process_and_survi
             cut = session.execute(
                 text(
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND query = 'LISTEN casework_new_work'"
-                )
+                    "WHERE datname = current_database() AND application_name = :name"
+                ),
+                {"name": listener.application_name},
             ).all()
         assert len(cut) == 1
-        wait_for(lambda: not elsewhere.listening.is_set(), timeout=10, message="the cut went unnoticed")
+        wait_for(lambda: not listener.listening.is_set(), timeout=10, message="the cut went unnoticed")
         before = len(heard)
-        wait_for(elsewhere.listening.is_set, timeout=15, message="the listener did not come back")
+        wait_for(listener.listening.is_set, timeout=15, message="the listener did not come back")
         # Back, it looks once for what was committed meanwhile.
         wait_for(lambda: len(heard) > before, timeout=10, message="no look after reconnecting")
         before = len(heard)
@@ -80,7 +82,7 @@ def test_a_commit_that_queues_work_wakes_a_listener_in_another_process_and_survi
         wait_for(lambda: len(heard) > before, timeout=10, message="not told after reconnecting")
     finally:
         remove()
-    assert elsewhere.listening is None  # the last listener gone, the connection is closed
+    assert elsewhere.listener is None  # the last listener gone, the connection is closed
 
 
 def test_a_worker_in_another_process_runs_a_job_at_once_not_at_its_next_poll(
@@ -98,7 +100,7 @@ def test_a_worker_in_another_process_runs_a_job_at_once_not_at_its_next_poll(
     thread = threading.Thread(target=loop.run_until_complete, args=(worker.run(),), daemon=True)
     thread.start()
     try:
-        wait_for(lambda: elsewhere.listening is not None and elsewhere.listening.is_set())
+        wait_for(lambda: elsewhere.listener is not None and elsewhere.listener.listening.is_set())
         wait_for(lambda: not worker.busy)  # its first look is over: it now waits for a wake-up or its poll
         with database.transaction() as session:
             assert queue_job(session, kind="test.ping", dedupe_key="ping")

@@ -318,9 +318,9 @@ class Database:
         return remove
 
     @property
-    def listening(self) -> threading.Event | None:
-        """On PostgreSQL, once a worker listens: set while the LISTEN connection is up."""
-        return self._listener.listening if self._listener is not None else None
+    def listener(self) -> notify.Listener | None:
+        """On PostgreSQL, while a worker listens: the thread holding the LISTEN connection."""
+        return self._listener
 
     def _stop_listening(self) -> None:
         listener, self._listener = self._listener, None

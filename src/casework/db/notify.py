@@ -36,7 +36,9 @@ class Listener:
     ) -> None:
         self._origin = origin
         self._conninfo = conninfo
-        self._connect_args = connect_args
+        # How the connection shows in pg_stat_activity: which process's worker listens there.
+        self.application_name = f"casework-listen-{origin}"
+        self._connect_args = {**connect_args, "application_name": self.application_name}
         self._on_notify = on_notify
         self._stopping = threading.Event()
         self.listening = threading.Event()  # set while the LISTEN connection is up (tests wait on it)
