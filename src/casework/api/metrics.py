@@ -122,7 +122,7 @@ class LoopCollector(Collector):
         yield pending
         overdue = GaugeMetricFamily(
             "casework_reviews_overdue",
-            "Pending reviews past their SLA due time (clock running).",
+            "Reviews waiting for a decision (pending or needs_adjudication) past their SLA due time (clock running).",
             labels=where,
         )
         for project_id in sorted(s.projects):

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from casework.db.models import DecisionTimeBucket, Project, Review, ReviewRollup, WebhookAttempt
 from casework.db.types import utcnow
-from casework.services import rollups
+from casework.services import rollups, sla
 
 # The age buckets of pending reviews: (label, at most this old).
 AGE_BUCKETS: tuple[tuple[str, timedelta | None], ...] = (
@@ -55,7 +55,7 @@ class Histogram:
 class Snapshot:
     projects: dict[str, str]  # id -> name
     pending: dict[tuple[str, str, str], int]  # (project id, evaluator, age bucket) -> reviews
-    overdue: dict[str, int]  # project id -> reviews
+    overdue: dict[str, int]  # project id -> reviews waiting for a decision past their due time
     decisions: dict[tuple[str, str, str], int]  # (project id, evaluator, human|memory) -> decisions
     evaluated: dict[tuple[str, str], int]  # (project id, evaluator) -> interactions judged
     routed: dict[tuple[str, str], int]  # (project id, evaluator) -> of which sent to people
@@ -96,9 +96,7 @@ def snapshot(session: Session, *, now: datetime | None = None) -> Snapshot:
     }
     overdue = dict(
         session.execute(
-            select(Review.project_id, func.count())
-            .where(_PENDING, Review.due_at <= now, Review.paused_at.is_(None))
-            .group_by(Review.project_id)
+            select(Review.project_id, func.count()).where(*sla.overdue_now(now)).group_by(Review.project_id)
         ).all()
     )
     decisions: dict[tuple[str, str, str], int] = {}

@@ -17,6 +17,7 @@ from swagger_ui_bundle import swagger_ui_path
 
 from casework.api.deps import database_threads, get_database
 from casework.api.errors import error_headers
+from casework.db.models import WAITING_STATUSES
 from casework.db.types import utcnow
 from casework.errors import CaseworkError, PermissionDenied
 from casework.services import web_auth
@@ -125,9 +126,9 @@ def lasting(seconds: float) -> str:
 
 
 def due(review: Any, now: datetime | None = None) -> tuple[str, str]:
-    """A pending review's SLA state for the queue: ("3.5 h left", ""), ("1.0 h left", "amber") past the warning
-    point, ("overdue 2.0 h", "red"), ("paused", "muted") while its clock is paused."""
-    if review.due_at is None or review.status != "pending":
+    """The SLA state of a review waiting for a decision, for the queue: ("3.5 h left", ""), ("1.0 h left",
+    "amber") past the warning point, ("overdue 2.0 h", "red"), ("paused", "muted") while its clock is paused."""
+    if review.due_at is None or review.status not in WAITING_STATUSES:
         return ("", "")
     if review.paused_at is not None:
         return ("paused", "muted")
