@@ -513,3 +513,45 @@ def test_the_sweep_and_the_overdue_count_read_indexes_never_every_review(
                 # the pending ones. (SQLite plans without statistics, as it will at a million reviews; PostgreSQL
                 # picks among indexes by statistics, and on a table this small any index is as cheap.)
                 assert "ix_reviews_queue" not in plan or "'pending'" not in statement, (statement, plan)
+
+
+def test_overdue_lists_the_reviews_waiting_for_a_decision_past_their_due_time_and_nothing_else(
+    admin: httpx.Client, clock: Clock
+) -> None:
+    project_id = overlapped(admin)  # its policy-adherence reviews need two reviewers; "quick" ones one
+
+    def quick(span_id: str) -> str:
+        review_id: str = enqueue(admin, project_id, evaluator_type="quick", span_id=span_id)["id"]
+        return review_id
+
+    def decide(review_id: str) -> None:
+        admin.post(
+            f"/api/v1/hitl/reviews/{review_id}/feedback",
+            json={"classification": "compliant", "reasoning": "Fine.", "reviewer": "ana@bank.example"},
+        ).raise_for_status()
+
+    late = quick("late")
+    split = disagreed(admin, project_id, "split")["id"]
+    decide(quick("in time"))
+    decided_late = quick("decided late")
+    clock.advance(hours=9)
+    not_yet = quick("not yet due")
+    clock.advance(hours=2)
+    decide(decided_late)  # resolved, and past its due time: decided late, not overdue
+
+    def ids(path: str = "", **params: Any) -> list[str]:
+        found = admin.get(
+            f"/api/v1/hitl/reviews{path}", params={"project_id": project_id, "overdue": "true", **params}
+        )
+        assert found.status_code == 200, found.text
+        return [r["id"] for r in found.json()["reviews"]]
+
+    both = sorted([late, split])
+    assert sorted(ids()) == sorted(ids(sort="due")) == sorted(ids(status="all")) == both
+    assert sorted(ids("/export")) == both
+    assert (ids(status="pending"), ids(status="needs_adjudication"), ids(status="resolved")) == (
+        [late],
+        [split],
+        [],
+    )
+    assert not_yet not in ids(status="all")
