@@ -9,12 +9,12 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import delete, event, func, select
 
 from casework.db.engine import Database
 from casework.db.models import Event, Integration, IntegrationLink, Review
 from casework.events import EventType
-from casework.services import queue_metrics, review_counts, sla, sla_sweep
+from casework.services import integration_decisions, queue_metrics, review_counts, sla, sla_sweep
 from casework.services.reviews import MemoryDecision, reopen, settle_by_memory
 from tests.support import POLICY_EVALUATOR, Clock, Tenant, enqueue, make_project, make_reviews
 
@@ -555,3 +555,44 @@ def test_overdue_lists_the_reviews_waiting_for_a_decision_past_their_due_time_an
         [],
     )
     assert not_yet not in ids(status="all")
+
+
+def test_a_ticket_pauses_the_clock_only_while_it_is_open(
+    admin: httpx.Client, database: Database, tenant: Tenant, clock: Clock
+) -> None:
+    project_id = make_project(admin)
+    put_policy(admin, project_id, pause_when_waiting=True)
+    review = enqueue(admin, project_id)
+    link_ticket(database, tenant, review["id"])
+    integration_id = f"int_{review['id'][-10:]}jir"
+
+    def state(closed: bool) -> int:
+        with database.transaction() as session:
+            return integration_decisions.note_ticket_state(
+                session, integration_id=integration_id, external_id="CASE-1", closed=closed
+            )
+
+    def paused() -> bool:
+        sweep(database)
+        return admin.get(f"/api/v1/hitl/reviews/{review['id']}").json()["paused_at"] is not None
+
+    clock.advance(hours=1)
+    assert paused()
+    clock.advance(hours=5)
+    assert state(closed=True) == 1  # the tool closed the ticket
+    with database.transaction(write=False) as session:
+        closed_at = session.get_one(IntegrationLink, (integration_id, review["id"])).closed_at
+    clock.advance(minutes=1)
+    state(closed=True)  # and said it again: closed since the first time
+    with database.transaction(write=False) as session:
+        assert session.get_one(IntegrationLink, (integration_id, review["id"])).closed_at == closed_at
+    assert not paused()
+    moved = parse(admin.get(f"/api/v1/hitl/reviews/{review['id']}").json()["due_at"]) - parse(
+        review["due_at"]
+    )
+    assert timedelta(hours=5) < moved < timedelta(hours=5, minutes=2)
+    assert state(closed=False) == 1  # reopened: waiting on someone outside again
+    assert paused()
+    with database.transaction() as session:  # the link gone (its integration removed): no longer waiting
+        session.execute(delete(IntegrationLink).where(IntegrationLink.review_id == review["id"]))
+    assert not paused()

@@ -936,6 +936,9 @@ class IntegrationLink(Base):
     url: Mapped[str | None] = mapped_column(Text, default=None)
     data: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # When the tool said its ticket (issue, record, work item) was closed, resolved or deleted; None while it is
+    # open, or the tool has not said (casework.services.integration_decisions.note_ticket_state).
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
 
 class RiskPolicy(Base):

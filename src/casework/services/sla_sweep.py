@@ -5,12 +5,22 @@ cleared, with hysteresis.
 Every review waiting for a decision (``casework.services.sla.WAITING``: pending, or needs_adjudication) is on the
 clock, and is announced due soon and overdue once each. What counts as "waiting on someone outside"
 (:func:`waiting_outside`): the review waits for a lead (needs_adjudication: its reviewers disagreed), or it has an
-open ticket in a ticketing integration (Jira, ServiceNow, Zendesk, Azure DevOps: a link to the issue exists). Its
-clock pauses there only when its SLA policy (its risk tier's, else its evaluator's, else the project's:
+open ticket in a ticketing integration (Jira, ServiceNow, Zendesk, Azure DevOps). Its clock pauses there only
+when its SLA policy (its risk tier's, else its evaluator's, else the project's:
 ``casework.services.risk_tiers.sla_policy``) says ``pause_when_waiting``. It resumes, the due time moved on by
-the time paused, when the review no longer waits (back to pending, its link gone), when the policy stops pausing,
-and at the decision (``casework.services.sla.stop_clock``). Chat integrations (Slack, Teams) post where reviewers
-are, so they do not pause.
+the time paused, when the review no longer waits (back to pending, its ticket closed or its link gone), when the
+policy stops pausing, and at the decision (``casework.services.sla.stop_clock``). Chat integrations (Slack,
+Teams) post where reviewers are, so they do not pause.
+
+A ticket is open from when the integration creates it (its link) until the tool says it is closed
+(``IntegrationLink.closed_at``, set by ``casework.services.integration_decisions.note_ticket_state``), and again
+if the tool says it was reopened. Casework never polls the tools: it knows a ticket's state only from what their
+inbound requests carry. Jira's webhooks carry the issue's status category (done: closed) and say when an issue
+is deleted; Azure DevOps's service hooks carry a work item's new state (closed: one of the integration's
+``closed_states``) and its deletion; ServiceNow's outbound message and Zendesk's webhook carry the record's
+``active`` flag and the ticket's ``status`` (solved or closed: closed) when their rule sends them. A tool set up
+without those keeps its tickets open as far as Casework knows, so their reviews stay paused until they are
+decided or their link is gone: the docs of each integration say how to send the state.
 """
 
 from __future__ import annotations
@@ -51,11 +61,12 @@ class SweepOutcome:
 
 
 def _ticketed() -> Any:
-    """The ids of reviews with a ticket: read from the links (few), never by scanning the pending reviews."""
+    """The ids of reviews with an open ticket (the tool has not said it is closed): read from the links (few),
+    never by scanning the pending reviews."""
     return (
         select(IntegrationLink.review_id)
         .join(Integration, Integration.id == IntegrationLink.integration_id)
-        .where(Integration.kind.in_(TICKET_KINDS))
+        .where(Integration.kind.in_(TICKET_KINDS), IntegrationLink.closed_at.is_(None))
     )
 
 

@@ -1,4 +1,5 @@
-"""waiting for a decision: the SLA indexes cover reviews waiting for a lead (needs_adjudication) as well as pending
+"""waiting for a decision: the SLA indexes cover reviews waiting for a lead (needs_adjudication) as well as pending;
+integration links say when the tool closed their ticket
 
 Revision ID: 0021
 Revises: 0020
@@ -9,6 +10,8 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+
+from casework.db.types import UTCDateTime
 
 revision: str = "0021"
 down_revision: str | None = "0020"
@@ -63,7 +66,10 @@ def upgrade() -> None:
         f"WHERE {waiting_for_a_lead} AND overdue_sent_at IS NULL AND due_at <= {now}"
     )
     _replace(_PENDING, _WAITING)
+    # Plain ADD COLUMN (see 0014). Links already there count as open: what the tool said before was not kept.
+    op.add_column("integration_links", sa.Column("closed_at", UTCDateTime(), nullable=True))
 
 
 def downgrade() -> None:
+    op.drop_column("integration_links", "closed_at")
     _replace(_WAITING, _PENDING)
