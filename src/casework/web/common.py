@@ -119,6 +119,15 @@ def age_class(since: datetime | None, target_hours: float, now: datetime | None 
     return "amber" if hours >= 0.75 * target_hours else ""
 
 
+def target(hours: float) -> str:
+    """A target given in hours, in the unit that keeps it: "10 h", "1.5 h"; "1.2 min" under an hour, "0.36 s"
+    under a minute (rounding a 0.02-hour target to "0.0 h" would say there is none)."""
+    for unit, size in (("h", 1.0), ("min", 1 / 60), ("s", 1 / 3600)):
+        if hours >= size or unit == "s":
+            return f"{round(hours / size, 2):g} {unit}"
+    raise AssertionError("unreachable: seconds take any value")
+
+
 def lasting(seconds: float) -> str:
     """A length of time as the queue writes ages: "12 min", "3.5 h", "2.0 days"."""
     now = utcnow()
@@ -149,7 +158,9 @@ def duration(start: datetime, end: datetime) -> str:
     return f"{milliseconds / 60_000:.1f} min"
 
 
-templates.env.globals.update(age=age, age_class=age_class, duration=duration, due=due, lasting=lasting)
+templates.env.globals.update(
+    age=age, age_class=age_class, duration=duration, due=due, lasting=lasting, target=target
+)
 templates.env.filters["markdown"] = render_markdown
 
 
