@@ -15,7 +15,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from casework.api.metrics import LOOP_METRICS
-from tests.support import enqueue, make_project
+from tests.support import POLICY_EVALUATOR, enqueue, make_project
 
 pytestmark = pytest.mark.storage
 
@@ -72,10 +72,17 @@ def test_every_query_names_a_metric_that_metrics_exports(
     assert named and sorted(named - exported) == []
 
 
-def test_the_dashboard_covers_queue_health_sla_ambiguity_and_memory(repo_root: Path) -> None:
+def test_the_dashboard_covers_queue_health_sla_ambiguity_memory_and_agreement(repo_root: Path) -> None:
     dashboard = json.loads((repo_root / "deploy/grafana/casework.json").read_text())
     rows = [panel["title"] for panel in dashboard["panels"] if panel["type"] == "row"]
-    assert rows[:4] == ["Queue health", "SLA", "Ambiguity", "Memory"]
+    assert rows[:5] == ["Queue health", "SLA", "Ambiguity", "Memory", "Agreement"]
+    agreement = [
+        target["expr"]
+        for panel in dashboard["panels"]
+        for target in panel.get("targets", [])
+        if "casework_agreement_pairs" in target["expr"]
+    ]
+    assert agreement, "no panel charts agreement"
     ids = [panel["id"] for panel in dashboard["panels"]]
     assert len(ids) == len(set(ids))
 
@@ -115,3 +122,30 @@ def test_the_loop_metrics_and_their_labels(anonymous: httpx.Client, busy_project
         s for s in samples["casework_queue_threshold_crossed"] if s.labels["project_id"] == busy_project
     ]
     assert [(s.labels["metric"], s.value) for s in crossed] == [("pending_count", 0.0)]
+
+
+def test_agreement_is_exported_per_project_evaluator_and_pair(
+    admin: httpx.Client, anonymous: httpx.Client
+) -> None:
+    """Judge against person on every decision by people; reviewer against reviewer on overlapped reviews (two
+    reviewers agreeing make one pair that agrees), counted from the kept roll-ups."""
+    project_id = make_project(admin, "agreement-demo")
+    created = admin.post("/api/v1/evaluators", json={**POLICY_EVALUATOR, "project_id": project_id}).json()
+    admin.patch(f"/api/v1/evaluators/{created['id']}", json={"reviewers_required": 2}).raise_for_status()
+    review = enqueue(admin, project_id, classification="non_compliant")
+    for reviewer in ("ana@bank.example", "ben@bank.example"):
+        admin.post(
+            f"/api/v1/hitl/reviews/{review['id']}/feedback",
+            json={"classification": "compliant", "reasoning": "Fine.", "reviewer": reviewer},
+        ).raise_for_status()
+    samples = scrape(anonymous)
+
+    def pairs(name: str) -> dict[str, float]:
+        return {
+            s.labels["pair"]: s.value
+            for s in samples[name]
+            if s.labels["project_id"] == project_id and s.labels["evaluator_type"] == POLICY_EVALUATOR["name"]
+        }
+
+    assert pairs("casework_agreement_pairs_total") == {"judge_human": 1.0, "reviewer_reviewer": 1.0}
+    assert pairs("casework_agreement_pairs_agreed_total") == {"judge_human": 0.0, "reviewer_reviewer": 1.0}

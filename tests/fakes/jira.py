@@ -169,6 +169,23 @@ def transition_event(
     }
 
 
+def status_event(
+    key: str, status: str, category: str, *, event: str = "jira:issue_updated"
+) -> dict[str, Any]:
+    """A system webhook about an issue, as Jira Cloud sends every one: the issue with its fields, its status
+    among them with the status's category (``new``, ``indeterminate``, ``done``)."""
+    return {
+        "webhookEvent": event,
+        "user": {"accountId": "acc-ana"},
+        "issue": {
+            "id": "10001",
+            "key": key,
+            "fields": {"status": {"name": status, "statusCategory": {"key": category}}},
+        },
+        "changelog": {"items": [{"field": "status", "fromString": "To Do", "toString": status}]},
+    }
+
+
 def _transition(move: tuple[str, str, str]) -> dict[str, Any]:
     return {"id": move[0], "name": move[1], "to": {"name": move[2]}}
 

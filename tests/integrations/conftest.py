@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from casework.db.engine import Database
 from casework.db.models import IntegrationLink
+from casework.services import sla_sweep
 from tests.fakes.azure_devops import FakeAzureDevOps
 from tests.fakes.jira import FakeJira
 from tests.fakes.servicenow import FakeServiceNow
@@ -115,3 +116,17 @@ def wait_linked(database: Database, review_id: str) -> None:
 
 def inbound_url(base_url: str, integration: dict[str, Any]) -> str:
     return f"{base_url}/api/v1/integrations/{integration['id']}/inbound"
+
+
+def pause_when_waiting(client: httpx.Client, project_id: str) -> None:
+    """The project's SLA policy pauses the clock of a review waiting on a ticket."""
+    client.put(
+        f"/api/v1/projects/{project_id}/sla", json={"target_hours": 10, "pause_when_waiting": True}
+    ).raise_for_status()
+
+
+def paused_after_sweep(client: httpx.Client, database: Database, review_id: str) -> bool:
+    """Whether the review's SLA clock is paused once the sweep has paused and resumed clocks."""
+    with database.transaction() as session:
+        sla_sweep.pause_and_resume(session)
+    return client.get(f"/api/v1/hitl/reviews/{review_id}").json()["paused_at"] is not None

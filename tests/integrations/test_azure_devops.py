@@ -19,7 +19,13 @@ from tests.fakes.azure_devops import (
     commented,
     updated,
 )
-from tests.integrations.conftest import inbound_url, register, wait_linked
+from tests.integrations.conftest import (
+    inbound_url,
+    pause_when_waiting,
+    paused_after_sweep,
+    register,
+    wait_linked,
+)
 from tests.support import enqueue, make_project, table_counts, wait_for
 
 pytestmark = pytest.mark.storage
@@ -84,7 +90,8 @@ def test_a_mapped_state_decides_and_bad_credentials_are_refused(
     assert (refused.status_code, refused.json()["error"]["code"]) == (401, "unauthenticated")
     assert table_counts(database) == before
 
-    assert azure_devops.send(url, updated(item["id"], "Doing", "")).json()["status"] == "ignored"
+    not_a_decision = azure_devops.send(url, updated(item["id"], "Doing", "")).json()
+    assert not_a_decision == {"status": "noted", "message": f"{item['id']} is open."}
     assert azure_devops.send(url, event).json()["status"] == "accepted"
     stored = admin.get(f"/api/v1/hitl/reviews/{review['id']}").json()["resolution"]
     assert (stored["classification"], stored["reasoning"]) == ("compliant", "Polite, no promise made.")
@@ -97,3 +104,24 @@ def test_a_mapped_state_decides_and_bad_credentials_are_refused(
             "Already decided by ana@bank.example" in c for c in azure_devops.items[item["id"]]["comments"]
         )
     )
+
+
+def test_a_review_waits_on_its_work_item_only_while_the_work_item_is_open(
+    admin: httpx.Client, azure_devops: FakeAzureDevOps, base_url: str, database: Database
+) -> None:
+    project_id = make_project(admin)
+    pause_when_waiting(admin, project_id)
+    integration = connect(admin, azure_devops)
+    review = enqueue(admin, project_id)
+    item = item_of(azure_devops, review["id"], database)
+    url = inbound_url(base_url, integration)
+    assert paused_after_sweep(admin, database, review["id"])
+    removed = azure_devops.send(url, updated(item["id"], "Removed", ""))  # closed, and no decision
+    assert removed.json() == {"status": "noted", "message": f"{item['id']} is closed."}
+    assert not paused_after_sweep(admin, database, review["id"])
+    azure_devops.send(url, updated(item["id"], "Doing", ""))  # back on the board: waiting again
+    assert paused_after_sweep(admin, database, review["id"])
+    deleted = azure_devops.send(url, {"eventType": "workitem.deleted", "resource": {"id": item["id"]}})
+    assert deleted.json()["status"] == "noted"
+    assert not paused_after_sweep(admin, database, review["id"])
+    assert admin.get(f"/api/v1/hitl/reviews/{review['id']}").json()["status"] == "pending"

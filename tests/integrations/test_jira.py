@@ -19,10 +19,17 @@ from tests.fakes.jira import (
     WEBHOOK_SECRET,
     FakeJira,
     comment_event,
+    status_event,
     text_of,
     transition_event,
 )
-from tests.integrations.conftest import inbound_url, register, wait_linked
+from tests.integrations.conftest import (
+    inbound_url,
+    pause_when_waiting,
+    paused_after_sweep,
+    register,
+    wait_linked,
+)
 from tests.support import enqueue, make_project, table_counts, wait_for
 
 pytestmark = pytest.mark.storage
@@ -190,3 +197,24 @@ def test_the_automation_rule_body_the_docs_give_decides(
     assert answer.json()["status"] == "accepted", answer.text
     resolution = admin.get(f"/api/v1/hitl/reviews/{review['id']}").json()["resolution"]
     assert (resolution["reviewer"], resolution["reasoning"]) == ("ana@bank.example", '"Fine" & polite.')
+
+
+def test_a_review_waits_on_its_issue_only_while_the_issue_is_open(
+    admin: httpx.Client, jira: FakeJira, base_url: str, database: Database
+) -> None:
+    project_id = make_project(admin)
+    pause_when_waiting(admin, project_id)
+    integration = connect(admin, jira)
+    review = enqueue(admin, project_id)
+    key = issue_of(jira, review["id"], database)["key"]
+    url = inbound_url(base_url, integration)
+    assert paused_after_sweep(admin, database, review["id"])
+    closed = jira.send(url, status_event(key, "Won't do", "done"))  # closed in Jira, and no decision
+    assert closed.json() == {"status": "noted", "message": f"{key} is closed."}
+    assert not paused_after_sweep(admin, database, review["id"])
+    jira.send(url, status_event(key, "In Progress", "indeterminate"))  # reopened: waiting on Jira again
+    assert paused_after_sweep(admin, database, review["id"])
+    deleted = jira.send(url, status_event(key, "In Progress", "indeterminate", event="jira:issue_deleted"))
+    assert deleted.json()["status"] == "noted"
+    assert not paused_after_sweep(admin, database, review["id"])
+    assert admin.get(f"/api/v1/hitl/reviews/{review['id']}").json()["status"] == "pending"

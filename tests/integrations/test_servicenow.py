@@ -12,7 +12,13 @@ import pytest
 
 from casework.db.engine import Database
 from tests.fakes.servicenow import INBOUND_SECRET, PASSWORD, USER, FakeServiceNow
-from tests.integrations.conftest import inbound_url, register, wait_linked
+from tests.integrations.conftest import (
+    inbound_url,
+    pause_when_waiting,
+    paused_after_sweep,
+    register,
+    wait_linked,
+)
 from tests.support import enqueue, make_project, table_counts, wait_for
 
 pytestmark = pytest.mark.storage
@@ -117,3 +123,23 @@ def test_decisions_from_the_outbound_rest_message(
         "message": "Already decided by ana@bank.example: non_compliant.",
     }
     wait_for(lambda: servicenow.records[sys_id]["state"] == "3")
+
+
+def test_a_review_waits_on_its_record_only_while_the_record_is_active(
+    admin: httpx.Client, servicenow: FakeServiceNow, base_url: str, database: Database
+) -> None:
+    project_id = make_project(admin)
+    pause_when_waiting(admin, project_id)
+    integration = connect(admin, servicenow)
+    review = enqueue(admin, project_id)
+    sys_id = record_of(servicenow, review["id"])["sys_id"]
+    wait_linked(database, review["id"])
+    url = inbound_url(base_url, integration)
+    assert paused_after_sweep(admin, database, review["id"])
+    # The business rule on "active changes" sends the flag as its script reads it: text.
+    closed = servicenow.send(url, {"sys_id": sys_id, "active": "false"})
+    assert closed.json() == {"status": "noted", "message": f"{sys_id} is closed."}
+    assert not paused_after_sweep(admin, database, review["id"])
+    servicenow.send(url, {"sys_id": sys_id, "active": True})  # reopened
+    assert paused_after_sweep(admin, database, review["id"])
+    assert admin.get(f"/api/v1/hitl/reviews/{review['id']}").json()["status"] == "pending"

@@ -301,3 +301,26 @@ def test_sla_alerts_are_posted_under_the_review_and_in_the_channel(
         lambda: [m for m in slack.messages.values() if "Queue alert" in str(m.get("text", ""))]
     )
     assert "1 pending reviews (threshold 1)" in crossed[0]["text"] and crossed[0]["thread_ts"] is None
+
+
+def test_a_review_due_soon_is_posted_under_its_message_with_the_time_left(
+    admin: httpx.Client, slack: FakeSlack, database: Database, clock: Clock, settled: Callable[[], None]
+) -> None:
+    from casework.services import sla_sweep
+
+    project_id = make_project(admin)
+    admin.put(f"/api/v1/projects/{project_id}/sla", json={"target_hours": 2}).raise_for_status()
+    connect(admin, slack, events=["review.created", "review.due_soon"])
+    review = enqueue(admin, project_id, query="Is this fund guaranteed to grow?")
+    message = posted(slack, review["id"])
+    settled()
+    clock.advance(minutes=100)  # past the warning point (75% of 2 hours): 20 minutes left
+    with database.transaction() as session:
+        assert sla_sweep.announce_due_soon(session) == 1
+    (due_soon,) = wait_for(
+        lambda: [m for m in slack.messages.values() if "Due soon" in str(m.get("text", ""))]
+    )
+    assert due_soon["thread_ts"] == message["ts"]
+    assert due_soon["text"].startswith(":hourglass_flowing_sand: Due soon: policy-adherence review")
+    assert "due in 19 min" in due_soon["text"] or "due in 20 min" in due_soon["text"]
+    assert "Is this fund guaranteed to grow?" in due_soon["text"]

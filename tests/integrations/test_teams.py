@@ -14,7 +14,7 @@ from casework.db.engine import Database
 from casework.services.integration_deliveries import queue_digests
 from tests.fakes.teams import KEY, FakeTeams
 from tests.integrations.conftest import inbound_url, register
-from tests.support import enqueue, make_project, wait_for
+from tests.support import Clock, enqueue, make_project, wait_for
 
 pytestmark = pytest.mark.storage
 
@@ -73,3 +73,25 @@ def test_a_removed_webhook_fails_the_delivery_with_what_teams_said(
         delivery["attempts"][0]["status_code"] == 404
         and "does not exist" in delivery["attempts"][0]["response_excerpt"]
     )
+
+
+def test_a_review_due_soon_is_a_card_with_the_time_left_and_a_link_to_it(
+    admin: httpx.Client, teams: FakeTeams, database: Database, clock: Clock, settled: Callable[[], None]
+) -> None:
+    from casework.services import sla_sweep
+
+    project_id = make_project(admin)
+    admin.put(f"/api/v1/projects/{project_id}/sla", json={"target_hours": 2}).raise_for_status()
+    integration = register(
+        admin, "teams", {"webhook_url": f"{teams.base_url}/{KEY}"}, events=["review.due_soon"]
+    )
+    assert integration["events"] == ["review.due_soon"]
+    review = enqueue(admin, project_id, query="Is this fund guaranteed to grow?")
+    settled()
+    clock.advance(minutes=100)
+    with database.transaction() as session:
+        assert sla_sweep.announce_due_soon(session) == 1
+    [card] = wait_for(lambda: teams.cards)
+    text = json.dumps(card)
+    assert "Due soon: policy-adherence review due in" in text and "guaranteed to grow" in text
+    assert card["actions"][0]["url"].endswith(f"/reviews/{review['id']}")

@@ -12,7 +12,13 @@ import pytest
 
 from casework.db.engine import Database
 from tests.fakes.zendesk import API_TOKEN, CUSTOMER_TICKET, EMAIL, SIGNING_SECRET, FakeZendesk
-from tests.integrations.conftest import inbound_url, register, wait_linked
+from tests.integrations.conftest import (
+    inbound_url,
+    pause_when_waiting,
+    paused_after_sweep,
+    register,
+    wait_linked,
+)
 from tests.support import POLICY_EVALUATOR, enqueue, make_project, table_counts, wait_for
 
 pytestmark = pytest.mark.storage
@@ -139,3 +145,26 @@ def test_decisions_on_a_review_several_people_decide_are_answered_in_the_tool(
     assert late["status"] == "refused"
     wait_for(lambda: sum("lead" in c["body"] or "already" in c["body"].lower() for c in comments) >= 2)
     assert admin.get(f"/api/v1/hitl/reviews/{review['id']}").json()["status"] == "needs_adjudication"
+
+
+def test_a_review_waits_on_its_ticket_only_while_the_ticket_is_open(
+    admin: httpx.Client, zendesk: FakeZendesk, base_url: str, database: Database
+) -> None:
+    project_id = make_project(admin)
+    pause_when_waiting(admin, project_id)
+    integration = connect(admin, zendesk)
+    review = enqueue(admin, project_id, metadata={"zendesk.ticket_id": CUSTOMER_TICKET})
+    wait_linked(database, review["id"])
+    url = inbound_url(base_url, integration)
+    ticket = str(CUSTOMER_TICKET)
+    assert paused_after_sweep(admin, database, review["id"])
+    solved = zendesk.send(url, {"ticket_id": ticket, "status": "Solved"})  # the trigger's {{ticket.status}}
+    assert solved.json() == {"status": "noted", "message": f"{ticket} is closed."}
+    assert not paused_after_sweep(admin, database, review["id"])
+    zendesk.send(url, {"ticket_id": ticket, "status": "Open"})  # the customer wrote again
+    assert paused_after_sweep(admin, database, review["id"])
+    elsewhere = zendesk.send(
+        url, {"ticket_id": "999999", "status": "Solved"}
+    )  # a ticket Casework never noted
+    assert elsewhere.json() == {"status": "ignored", "message": "999999 has no Casework review."}
+    assert admin.get(f"/api/v1/hitl/reviews/{review['id']}").json()["status"] == "pending"

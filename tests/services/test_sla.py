@@ -9,14 +9,14 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, event, func, select
 
 from casework.db.engine import Database
 from casework.db.models import Event, Integration, IntegrationLink, Review
 from casework.events import EventType
-from casework.services import review_counts, sla, sla_sweep
+from casework.services import integration_decisions, queue_metrics, review_counts, sla, sla_sweep
 from casework.services.reviews import MemoryDecision, reopen, settle_by_memory
-from tests.support import Clock, Tenant, enqueue, make_project, make_reviews
+from tests.support import POLICY_EVALUATOR, Clock, Tenant, enqueue, make_project, make_reviews
 
 pytestmark = pytest.mark.storage
 
@@ -362,3 +362,237 @@ def test_the_overdue_count_is_exact_whether_counted_directly_or_as_pending_less_
         assert sla.overdue_count(session, project_id=project_id, now=now, counted_directly=0) == 4
         assert sla.overdue_count(session, project_id=other, now=now, counted_directly=0) == 0
     assert c
+
+
+def disagreed(admin: httpx.Client, project_id: str, span_id: str) -> dict[str, Any]:
+    """A review its two reviewers decided differently: it waits for a lead (needs_adjudication)."""
+    review = enqueue(admin, project_id, span_id=span_id)
+    for reviewer, classification in (
+        ("ana@bank.example", "compliant"),
+        ("ben@bank.example", "non_compliant"),
+    ):
+        admin.post(
+            f"/api/v1/hitl/reviews/{review['id']}/feedback",
+            json={"classification": classification, "reasoning": "Read it.", "reviewer": reviewer},
+        ).raise_for_status()
+    found: dict[str, Any] = admin.get(f"/api/v1/hitl/reviews/{review['id']}").json()
+    assert found["status"] == "needs_adjudication"
+    return found
+
+
+def overlapped(admin: httpx.Client, **policy: Any) -> str:
+    """A project whose reviews need two reviewers, with a 10-hour SLA."""
+    project_id = make_project(admin)
+    created = admin.post("/api/v1/evaluators", json={**POLICY_EVALUATOR, "project_id": project_id}).json()
+    admin.patch(f"/api/v1/evaluators/{created['id']}", json={"reviewers_required": 2}).raise_for_status()
+    put_policy(admin, project_id, **policy)
+    return project_id
+
+
+def adjudicate(admin: httpx.Client, review_id: str) -> None:
+    admin.post(
+        f"/api/v1/hitl/reviews/{review_id}/feedback",
+        json={
+            "classification": "non_compliant",
+            "reasoning": "Policy 4.2.",
+            "reviewer": "lead@bank.example",
+            "adjudicate": True,
+        },
+    ).raise_for_status()
+
+
+def test_a_review_waiting_for_a_lead_is_on_the_clock_like_a_pending_one(
+    admin: httpx.Client, database: Database, clock: Clock
+) -> None:
+    project_id = overlapped(admin)
+    review = disagreed(admin, project_id, "split")
+    clock.advance(hours=8)
+    sweep(database)
+    sweep(database)
+    assert [e.object_id for e in events_of(database, project_id, EventType.review_due_soon)] == [review["id"]]
+    now = clock.advance(hours=3)
+    sweep(database)
+    sweep(database)
+    assert [e.object_id for e in events_of(database, project_id, EventType.review_overdue)] == [review["id"]]
+    assert len(events_of(database, project_id, EventType.review_due_soon)) == 1
+    with database.transaction(write=False) as session:
+        counted = {
+            directly: sla.overdue_count(session, project_id=project_id, now=now, counted_directly=directly)
+            for directly in (0, 100)
+        }
+        assert queue_metrics.snapshot(session, now=now).overdue.get(project_id) == 1
+    assert counted == {0: 1, 100: 1}
+    report = admin.get(f"/api/v1/projects/{project_id}/sla-report").json()
+    assert (report["overdue_count"], [r["id"] for r in report["overdue"]]) == (1, [review["id"]])
+    adjudicate(admin, review["id"])  # decided 11 hours after it was queued: a breach of the 10 hours
+    report = admin.get(f"/api/v1/projects/{project_id}/sla-report").json()
+    assert (report["overall"]["breached"], report["overdue_count"]) == (1, 0)
+
+
+def test_a_policy_that_pauses_stops_the_clock_while_a_lead_is_awaited(
+    admin: httpx.Client, database: Database, clock: Clock
+) -> None:
+    """Due in 10 hours; the reviewers disagree within the first hour and a lead rules 20 hours later: the 20 hours
+    waiting for the lead are not counted, so nothing is overdue and the decision is within its SLA."""
+    project_id = overlapped(admin, pause_when_waiting=True)
+    review = disagreed(admin, project_id, "split")
+    back = disagreed(admin, project_id, "back")
+    clock.advance(hours=1)
+    sweep(database)
+    for waiting in (review, back):
+        assert admin.get(f"/api/v1/hitl/reviews/{waiting['id']}").json()["paused_at"] is not None
+    now = clock.advance(hours=20)
+    sweep(database)
+    assert events_of(database, project_id, EventType.review_due_soon) == []
+    assert events_of(database, project_id, EventType.review_overdue) == []
+    with database.transaction(write=False) as session:
+        assert sla.overdue_count(session, project_id=project_id, now=now, counted_directly=0) == 0
+        assert queue_metrics.snapshot(session, now=now).overdue.get(project_id, 0) == 0
+    with database.transaction() as session:
+        # Should a review go back to pending (nothing sends one back today), it no longer waits for a lead: its
+        # clock resumes.
+        session.get_one(Review, back["id"]).status = "pending"
+    adjudicate(admin, review["id"])
+    decided = admin.get(f"/api/v1/hitl/reviews/{review['id']}").json()
+    moved = parse(decided["due_at"]) - parse(review["due_at"])
+    assert timedelta(hours=19, minutes=59) < moved < timedelta(hours=20, minutes=1)
+    report = admin.get(f"/api/v1/projects/{project_id}/sla-report").json()
+    assert (report["overall"]["decided"], report["overall"]["breached"]) == (1, 0)
+    trends = admin.get(f"/api/v1/projects/{project_id}/trends").json()["buckets"]
+    assert sum(b["resolved_by_people"] for b in trends) == 1 and sum(b["breached"] for b in trends) == 0
+    sweep(database)
+    resumed = admin.get(f"/api/v1/hitl/reviews/{back['id']}").json()
+    assert resumed["paused_at"] is None
+    moved = parse(resumed["due_at"]) - parse(back["due_at"])
+    assert timedelta(hours=19, minutes=59) < moved < timedelta(hours=20, minutes=1)
+
+
+def test_the_sweep_and_the_overdue_count_read_indexes_never_every_review(
+    admin: httpx.Client, database: Database, tenant: Tenant, clock: Clock
+) -> None:
+    """What the sweep and the overdue count ask of the reviews, each an index seek (or a read of a small partial
+    index), never a walk through every review or every pending one: with a million reviews they must cost what
+    they cost with ten."""
+    project_id = overlapped(admin, pause_when_waiting=True)
+    disagreed(admin, project_id, "split")
+    enqueue(admin, project_id, span_id="pending")
+    link_ticket(database, tenant, enqueue(admin, project_id, span_id="ticketed")["id"])
+    clock.advance(hours=1)
+    sweep(database)  # two clocks paused, so that the sweep also reads what the paused ones wait on
+    link_ticket(database, tenant, enqueue(admin, project_id, span_id="ticketed later")["id"])
+    now = clock.advance(hours=20)
+    statements: list[tuple[str, Any]] = []
+
+    def record(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "reviews" in statement:
+            statements.append((statement, parameters))
+
+    event.listen(database.engine, "before_cursor_execute", record)
+    try:
+        with database.transaction() as session:
+            sla_sweep.pause_and_resume(session, now=now)
+            sla_sweep.announce_overdue(session, now=now)
+            sla_sweep.announce_due_soon(session, now=now)
+            sla.overdue_count(session, project_id=project_id, now=now, counted_directly=0)
+            session.rollback()
+    finally:
+        event.remove(database.engine, "before_cursor_execute", record)
+    assert len(statements) >= 8
+    with database.engine.connect() as connection:
+        if database.dialect == "postgresql":
+            # Ask what the indexes can serve, not what a tiny table's statistics make cheapest.
+            connection.exec_driver_sql("SET enable_seqscan = off")
+        for statement, parameters in statements:
+            prefix = "EXPLAIN " if database.dialect == "postgresql" else "EXPLAIN QUERY PLAN "
+            plan = "\n".join(
+                str(row[-1]) for row in connection.exec_driver_sql(prefix + statement, parameters)
+            )
+            assert "SCAN reviews" not in plan and "Seq Scan on reviews" not in plan, (statement, plan)
+            if database.dialect == "sqlite":
+                # The index of the reviews by status serves those waiting for a lead (few), never a walk through
+                # the pending ones. (SQLite plans without statistics, as it will at a million reviews; PostgreSQL
+                # picks among indexes by statistics, and on a table this small any index is as cheap.)
+                assert "ix_reviews_queue" not in plan or "'pending'" not in statement, (statement, plan)
+
+
+def test_overdue_lists_the_reviews_waiting_for_a_decision_past_their_due_time_and_nothing_else(
+    admin: httpx.Client, clock: Clock
+) -> None:
+    project_id = overlapped(admin)  # its policy-adherence reviews need two reviewers; "quick" ones one
+
+    def quick(span_id: str) -> str:
+        review_id: str = enqueue(admin, project_id, evaluator_type="quick", span_id=span_id)["id"]
+        return review_id
+
+    def decide(review_id: str) -> None:
+        admin.post(
+            f"/api/v1/hitl/reviews/{review_id}/feedback",
+            json={"classification": "compliant", "reasoning": "Fine.", "reviewer": "ana@bank.example"},
+        ).raise_for_status()
+
+    late = quick("late")
+    split = disagreed(admin, project_id, "split")["id"]
+    decide(quick("in time"))
+    decided_late = quick("decided late")
+    clock.advance(hours=9)
+    not_yet = quick("not yet due")
+    clock.advance(hours=2)
+    decide(decided_late)  # resolved, and past its due time: decided late, not overdue
+
+    def ids(path: str = "", **params: Any) -> list[str]:
+        found = admin.get(
+            f"/api/v1/hitl/reviews{path}", params={"project_id": project_id, "overdue": "true", **params}
+        )
+        assert found.status_code == 200, found.text
+        return [r["id"] for r in found.json()["reviews"]]
+
+    both = sorted([late, split])
+    assert sorted(ids()) == sorted(ids(sort="due")) == sorted(ids(status="all")) == both
+    assert sorted(ids("/export")) == both
+    assert (ids(status="pending"), ids(status="needs_adjudication"), ids(status="resolved")) == (
+        [late],
+        [split],
+        [],
+    )
+    assert not_yet not in ids(status="all")
+
+
+def test_a_ticket_pauses_the_clock_only_while_it_is_open(
+    admin: httpx.Client, database: Database, tenant: Tenant, clock: Clock
+) -> None:
+    project_id = make_project(admin)
+    put_policy(admin, project_id, pause_when_waiting=True)
+    review = enqueue(admin, project_id)
+    link_ticket(database, tenant, review["id"])
+    integration_id = f"int_{review['id'][-10:]}jir"
+
+    def state(closed: bool) -> int:
+        with database.transaction() as session:
+            return integration_decisions.note_ticket_state(
+                session, integration_id=integration_id, external_id="CASE-1", closed=closed
+            )
+
+    def paused() -> bool:
+        sweep(database)
+        return admin.get(f"/api/v1/hitl/reviews/{review['id']}").json()["paused_at"] is not None
+
+    clock.advance(hours=1)
+    assert paused()
+    clock.advance(hours=5)
+    assert state(closed=True) == 1  # the tool closed the ticket
+    with database.transaction(write=False) as session:
+        closed_at = session.get_one(IntegrationLink, (integration_id, review["id"])).closed_at
+    clock.advance(minutes=1)
+    state(closed=True)  # and said it again: closed since the first time
+    with database.transaction(write=False) as session:
+        assert session.get_one(IntegrationLink, (integration_id, review["id"])).closed_at == closed_at
+    assert not paused()
+    moved = parse(admin.get(f"/api/v1/hitl/reviews/{review['id']}").json()["due_at"]) - parse(
+        review["due_at"]
+    )
+    assert timedelta(hours=5) < moved < timedelta(hours=5, minutes=2)
+    assert state(closed=False) == 1  # reopened: waiting on someone outside again
+    assert paused()
+    with database.transaction() as session:  # the link gone (its integration removed): no longer waiting
+        session.execute(delete(IntegrationLink).where(IntegrationLink.review_id == review["id"]))
+    assert not paused()

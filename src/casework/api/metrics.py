@@ -95,6 +95,8 @@ LOOP_METRICS = (
     "casework_time_to_decision_seconds_bucket",
     "casework_time_to_decision_seconds_sum",
     "casework_time_to_decision_seconds_count",
+    "casework_agreement_pairs_total",
+    "casework_agreement_pairs_agreed_total",
     "casework_webhook_delivery_failures_total",
 )
 
@@ -122,7 +124,7 @@ class LoopCollector(Collector):
         yield pending
         overdue = GaugeMetricFamily(
             "casework_reviews_overdue",
-            "Pending reviews past their SLA due time (clock running).",
+            "Reviews waiting for a decision (pending or needs_adjudication) past their SLA due time (clock running).",
             labels=where,
         )
         for project_id in sorted(s.projects):
@@ -185,6 +187,22 @@ class LoopCollector(Collector):
                 [*project(project_id), evaluator], histogram.cumulative(), sum_value=histogram.total_seconds
             )
         yield times
+        pairs = CounterMetricFamily(
+            "casework_agreement_pairs",
+            "Pairs of decisions compared: judge_human, the judge's verdict against each decision by people; "
+            "reviewer_reviewer, each pair of reviewers' independent decisions on an overlapped review.",
+            labels=[*where, "evaluator_type", "pair"],
+        )
+        agreed = CounterMetricFamily(
+            "casework_agreement_pairs_agreed",
+            "Of those, the pairs that agreed: agreement is their ratio.",
+            labels=[*where, "evaluator_type", "pair"],
+        )
+        for (project_id, evaluator, pair), (compared, same) in sorted(s.agreement.items()):
+            pairs.add_metric([*project(project_id), evaluator, pair], compared)
+            agreed.add_metric([*project(project_id), evaluator, pair], same)
+        yield pairs
+        yield agreed
         failures = CounterMetricFamily(
             "casework_webhook_delivery_failures",
             "Webhook delivery attempts that failed (no answer, or not 2xx).",

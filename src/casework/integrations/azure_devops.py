@@ -1,7 +1,8 @@
 """Azure DevOps Boards: a new review creates a work item (title, an HTML description with the interaction and the
 verdict, tags, a link back); a service hook on a comment ``classification: ... reasoning: ...`` or on a change to
 a mapped state submits the decision; a decision made in Casework comments on the work item and moves it to its
-done state. The Jira kind's twin, through the Azure DevOps REST API (7.1): Microsoft's Python package for it
+done state; a service hook on a state change (or a deletion) says whether the work item is closed, and the SLA
+sweep pauses a review's clock only while it is open. The Jira kind's twin, through the Azure DevOps REST API (7.1): Microsoft's Python package for it
 (``azure-devops``) is a generated client still in beta, and four calls do not need it.
 
 Service hooks are authenticated by the Basic authentication their subscription sends: the password must be the
@@ -37,10 +38,13 @@ from casework.integrations.base import (
     basic_auth,
     call,
     from_response,
+    noted,
 )
 from casework.integrations.jira import DEFAULT_LABELS
 
 API_VERSION = "7.1"
+# The closed states of the stock processes (Basic, Agile, Scrum, CMMI): done, resolved or removed.
+CLOSED_STATES = ("Done", "Closed", "Resolved", "Removed", "Completed")
 PATCH_JSON = "application/json-patch+json"
 
 
@@ -59,6 +63,11 @@ class AzureDevOpsConfig(IntegrationConfig):
     hook_secret: str = Field(min_length=16, description="The password the service hooks send (Basic auth).")
     state_map: dict[str, str] = Field(
         default_factory=dict, description="A change to one of these states decides: state → classification."
+    )
+    closed_states: list[str] = Field(
+        default_factory=lambda: list(CLOSED_STATES),
+        description="States in which a work item no longer waits on anyone (its review's SLA clock runs again); "
+        "done_state always is one.",
     )
     comment_labels: dict[str, str] = Field(
         default_factory=lambda: dict(DEFAULT_LABELS),
@@ -253,8 +262,12 @@ class AzureDevOps:
             payload: dict[str, Any] = json.loads(request.body)
         except ValueError:
             raise BadRequest("Expected an Azure DevOps service hook's JSON body.") from None
+        state = work_item_state(request.config, payload)
+        linked = await request.ticket_state(*state) if state is not None else 0
         found = self._decision(request.config, payload)
         if found is None:
+            if state is not None:
+                return noted(*state, linked)
             return Reply(200, {"status": "ignored", "message": "Not a decision."})
         item, classification, reasoning, tags, email = found
         reviews = await request.linked(item)
@@ -296,3 +309,20 @@ class AzureDevOps:
                 _email(resource.get("revisedBy")),
             )
         return None
+
+
+def work_item_state(config: dict[str, Any], payload: dict[str, Any]) -> tuple[str, bool] | None:
+    """(work item id, whether it is closed) when a service hook says: deleted (closed), or moved to a new state
+    (closed when it is one of ``closed_states`` or ``done_state``); None when it does not say."""
+    resource = payload.get("resource") or {}
+    event = payload.get("eventType")
+    if event == "workitem.deleted" and resource.get("id") is not None:
+        return str(resource["id"]), True
+    if event != "workitem.updated":
+        return None
+    state = ((resource.get("fields") or {}).get("System.State") or {}).get("newValue")
+    item = resource.get("workItemId") or resource.get("id")
+    if not isinstance(state, str) or item is None:
+        return None
+    closed = [*config.get("closed_states", CLOSED_STATES), config.get("done_state") or "Done"]
+    return str(item), state.lower() in {name.lower() for name in closed}

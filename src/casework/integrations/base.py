@@ -177,6 +177,9 @@ class Inbound:
     linked: Callable[[str], Awaitable[list[str]]]
     # The resolution of one of this integration's reviews, None while it is pending (or not this integration's).
     resolution: Callable[[str], Awaitable[dict[str, Any] | None]]
+    # The tool says one of its tickets (by its id) is closed (True) or open again (False): kept on its links, so
+    # that the SLA sweep pauses only reviews whose ticket is open. Returns how many reviews it is linked to.
+    ticket_state: Callable[[str, bool], Awaitable[int]]
 
 
 @dataclass(frozen=True)
@@ -216,6 +219,14 @@ class Reply:
 
     status_code: int
     body: dict[str, Any] | None = None
+
+
+def noted(external_id: str, closed: bool, linked: int) -> Reply:
+    """The answer to a request that told Casework a ticket's state and asked for no decision; ``linked``: how
+    many reviews the ticket is linked to."""
+    if not linked:
+        return Reply(200, {"status": "ignored", "message": f"{external_id} has no Casework review."})
+    return Reply(200, {"status": "noted", "message": f"{external_id} is {'closed' if closed else 'open'}."})
 
 
 class Kind(Protocol):

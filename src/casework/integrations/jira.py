@@ -1,7 +1,9 @@
 """Jira (Cloud REST API v3; Data Center through API version 2): a new review creates an issue (summary, an ADF
 description with the interaction and the verdict, labels, a link back); a Jira webhook on a comment
 ``classification: ... reasoning: ...`` or on a transition to a mapped status submits the decision; a decision
-made in Casework comments on the issue and transitions it.
+made in Casework comments on the issue and transitions it. Every webhook that carries the issue's status says
+whether it is closed (its status category "done", or the issue deleted): the SLA sweep pauses a review's clock
+only while its issue is open.
 
 Calls use Jira's REST API directly (Atlassian publishes no official Python SDK). Webhooks are authenticated by
 the HMAC Jira Cloud signs them with (``X-Hub-Signature: sha256=...``), or, for Jira Automation and Data Center,
@@ -35,6 +37,7 @@ from casework.integrations.base import (
     basic_auth,
     call,
     from_response,
+    noted,
 )
 
 DEFAULT_LABELS = {"classification": "classification", "reasoning": "reasoning", "tags": "tags"}
@@ -287,8 +290,12 @@ class Jira:
         except ValueError:
             raise BadRequest("Expected a Jira webhook's JSON body.") from None
         key = str((payload.get("issue") or {}).get("key") or "")
+        closed = issue_closed(payload)
+        linked = await request.ticket_state(key, closed) if key and closed is not None else 0
         found = self._decision(request.config, payload)
         if not key or found is None:
+            if key and closed is not None:
+                return noted(key, closed, linked)
             return Reply(200, {"status": "ignored", "message": "Not a decision."})
         reviews = await request.linked(key)
         if not reviews:
@@ -341,6 +348,18 @@ class Jira:
             return None
         email = answer.json().get("emailAddress")
         return str(email) if email else None
+
+
+def issue_closed(payload: dict[str, Any]) -> bool | None:
+    """Whether a webhook says its issue is closed: deleted, or its status in the "done" category (True); in
+    another category (False); None when it does not say (a comment's webhook, an Automation body without it)."""
+    if payload.get("webhookEvent") == "jira:issue_deleted":
+        return True
+    fields = (payload.get("issue") or {}).get("fields") or {}
+    status = fields.get("status") if isinstance(fields, dict) else None
+    category = status.get("statusCategory") if isinstance(status, dict) else None
+    key = category.get("key") if isinstance(category, dict) else None
+    return None if not isinstance(key, str) or not key else key == "done"
 
 
 def labels_hint(config: dict[str, Any]) -> str:

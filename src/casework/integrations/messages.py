@@ -7,6 +7,8 @@ import re
 from datetime import datetime, timezone
 from typing import Any
 
+from casework.db.types import utcnow
+
 EXCERPT = 500
 
 
@@ -43,7 +45,7 @@ def age(review: dict[str, Any], now: datetime | None = None) -> str:
     created = parse_time(review.get("created_at"))
     if created is None:
         return "unknown"
-    return duration(((now or datetime.now(timezone.utc)) - created).total_seconds())
+    return duration(((now or utcnow()) - created).total_seconds())
 
 
 def duration(seconds: float) -> str:
@@ -68,11 +70,19 @@ def title(review: dict[str, Any]) -> str:
     return f"Review needed: {review.get('evaluator_type')}: {excerpt(review.get('query'), 120)}"
 
 
-ALERT_EVENTS = ("review.overdue", "queue.threshold_crossed", "queue.threshold_cleared")
+ALERT_EVENTS = ("review.due_soon", "review.overdue", "queue.threshold_crossed", "queue.threshold_cleared")
 
 
-def alert(event_type: str, data: dict[str, Any]) -> str:
-    """One line for an SLA alert: a review overdue, a queue threshold crossed or cleared."""
+def alert(event_type: str, data: dict[str, Any], now: datetime | None = None) -> str:
+    """One line for an SLA alert: a review due soon or overdue, a queue threshold crossed or cleared."""
+    if event_type == "review.due_soon":
+        due = parse_time(data.get("due_at"))
+        left = (due - (now or utcnow())).total_seconds() if due is not None else None
+        when = f"due in {duration(left)}" if left is not None and left > 0 else "due now"
+        return (
+            f"Due soon: {data.get('evaluator_type')} review {when} (waiting {age(data, now)}): "
+            f"{excerpt(data.get('query'), 120)}"
+        )
     if event_type == "review.overdue":
         sla = data.get("sla") or {}
         text = f"Overdue: {data.get('evaluator_type')} review waiting {age(data)}: {excerpt(data.get('query'), 120)}"

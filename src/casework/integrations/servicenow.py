@@ -1,6 +1,8 @@
 """ServiceNow: a review creates a record through the Table API (``sn_grc_issue`` by default, or ``incident``, or
 any table), with the review's due time; resolving it in Casework closes the record with the decision in its
-notes; an outbound REST message from ServiceNow (a business rule on the record) sends a decision back.
+notes; an outbound REST message from ServiceNow (a business rule on the record) sends a decision back, and may
+send the record's ``active`` flag: a record no longer active (closed, resolved, cancelled) lets its review's SLA
+clock run again.
 
 Calls use the Table API directly (ServiceNow publishes no official Python SDK). Inbound messages carry the
 integration's secret in ``X-Casework-Token`` (or an HMAC in ``X-Casework-Signature``).
@@ -31,6 +33,7 @@ from casework.integrations.base import (
     basic_auth,
     call,
     from_response,
+    noted,
 )
 from casework.integrations.shared_secret import check_token_or_hmac
 
@@ -200,6 +203,11 @@ class ServiceNow:
             return Reply(
                 404, {"status": "refused", "message": f"No Casework review is linked to record {sys_id!r}."}
             )
+        active = _flag(payload.get("active"))
+        if active is not None:
+            linked = await request.ticket_state(sys_id, not active)
+            if "classification" not in payload:
+                return noted(sys_id, not active, linked)
         tags = payload.get("tags")
         outcome = await decide(
             Decision(
@@ -212,6 +220,15 @@ class ServiceNow:
             )
         )
         return Reply(200, {"status": outcome.status, "message": outcome.message})
+
+
+def _flag(value: Any) -> bool | None:
+    """A record's ``active`` as a business rule sends it: true or false, as JSON or as text; None when absent."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    return None
 
 
 def _describe(review: dict[str, Any], url: str) -> str:

@@ -203,10 +203,12 @@ class Slack:
                 return Sent(answer.status_code, watch.ms)
             if out.action == "alert" and out.review is not None:
                 thread = out.link.data.get("ts") if out.link else None  # under the review's message
-                text = messages.alert(out.payload.get("type", ""), out.review)
+                type = out.payload.get("type", "")
+                text = messages.alert(type, out.review)
+                emoji = ":hourglass_flowing_sand:" if type == "review.due_soon" else ":alarm_clock:"
                 answer = await client.chat_postMessage(
                     channel=channel,
-                    text=f":alarm_clock: {text}",
+                    text=f"{emoji} {text}",
                     thread_ts=thread,
                     reply_broadcast=bool(thread),
                 )

@@ -116,7 +116,8 @@ class Teams:
             message = digest_card(out.payload)
         elif out.action == "alert" and out.review is not None:
             text = messages.alert(out.payload.get("type", ""), out.review)
-            url = out.review_url if out.payload.get("type") == "review.overdue" else out.public_url
+            # A review's alert links to the review; a queue's to Casework.
+            url = out.review_url if str(out.payload.get("type", "")).startswith("review.") else out.public_url
             message = _card([_text(text, weight="Bolder")], url, "Open in Casework")
         elif out.action == "test":
             message = _card(

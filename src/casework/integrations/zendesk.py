@@ -1,7 +1,9 @@
 """Zendesk: a review is attached to the customer ticket its interaction names (``zendesk.ticket_id`` in the
 review's metadata or on its span) as an internal note with the verdict and a link, or opens a ticket when none is
 named; the decision is added as a second internal note. A Zendesk webhook (from a trigger on an internal note
-``classification: ... reasoning: ...``) sends decisions back, signed with the webhook's signing secret.
+``classification: ... reasoning: ...``) sends decisions back, signed with the webhook's signing secret; a
+webhook body with the ticket's ``status`` says whether it is open (solved or closed: not), and the SLA sweep pauses
+a review's clock only while its ticket is open.
 
 Calls use Zendesk's REST API directly (Zendesk publishes no official Python SDK).
 """
@@ -30,9 +32,13 @@ from casework.integrations.base import (
     basic_auth,
     call,
     from_response,
+    noted,
 )
 from casework.integrations.jira import DEFAULT_LABELS
 from casework.integrations.shared_secret import check_timestamped_hmac
+
+# A ticket's statuses that no longer wait on anyone: its review's SLA clock runs again.
+CLOSED_STATUSES = frozenset({"solved", "closed"})
 
 
 class ZendeskConfig(IntegrationConfig):
@@ -173,6 +179,12 @@ class Zendesk:
         parsed = messages.parse_decision_text(
             str(payload.get("comment") or ""), {**DEFAULT_LABELS, "review": "review"}
         )
+        status = payload.get("status")
+        if ticket and isinstance(status, str) and status.strip():
+            closed = status.strip().lower() in CLOSED_STATUSES
+            linked = await request.ticket_state(ticket, closed)
+            if not parsed.get("classification"):
+                return noted(ticket, closed, linked)
         if not ticket or not parsed.get("classification"):
             return Reply(200, {"status": "ignored", "message": "Not a decision."})
         reviews = await request.linked(ticket)

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from casework.db.models import Integration, IntegrationLink, Review
+from casework.db.types import utcnow
 from casework.errors import (
     DecisionAlreadySubmitted,
     ReviewAlreadyResolved,
@@ -156,3 +157,25 @@ def review_for_external(session: Session, *, integration_id: str, external_id: s
             .order_by(IntegrationLink.created_at.desc())
         ).scalars()
     )
+
+
+def note_ticket_state(session: Session, *, integration_id: str, external_id: str, closed: bool) -> int:
+    """The tool says its ticket (a Jira issue, a ServiceNow record, a Zendesk ticket, an Azure DevOps work item)
+    is closed (resolved, done, deleted) or open again: its links keep it (since when it is closed), and the SLA
+    sweep pauses only the reviews whose ticket is open (casework.services.sla_sweep). Returns how many reviews
+    are linked to the ticket (0: not one of Casework's)."""
+    links = list(
+        session.execute(
+            select(IntegrationLink)
+            .where(
+                IntegrationLink.integration_id == integration_id, IntegrationLink.external_id == external_id
+            )
+            .with_for_update()
+        ).scalars()
+    )
+    for link in links:
+        if not closed:
+            link.closed_at = None
+        elif link.closed_at is None:
+            link.closed_at = utcnow()
+    return len(links)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from casework.db.dialect import insert_ignoring_conflict
@@ -32,12 +32,12 @@ from casework.ids import new_id
 from casework.integrations import messages
 from casework.integrations.base import Link, Outgoing, Sent
 from casework.secrets import SecretBox
-from casework.services import events
+from casework.services import events, sla
 from casework.services.auth import Principal
 from casework.services.integrations import get_integration, open_secrets
 from casework.services.jobs import ClaimedJob, held, queue_job
 from casework.services.review_queries import review_record
-from casework.services.web_pages import PENDING_ONLY, queue_health
+from casework.services.web_pages import queue_health
 
 DELIVER = "integration.deliver"
 DIGEST = "integration.digest"
@@ -221,14 +221,7 @@ def digest(session: Session, integration: Integration) -> dict[str, Any]:
         pending += health.pending
         if health.oldest is not None and (oldest is None or health.oldest < oldest):
             oldest = health.oldest
-        overdue += session.execute(
-            select(func.count()).where(
-                Review.project_id == project.id,
-                PENDING_ONLY,
-                Review.due_at <= now,  # past its SLA due time, clock running
-                Review.paused_at.is_(None),
-            )
-        ).scalar_one()
+        overdue += sla.overdue_count(session, project_id=project.id, now=now)
     path = f"/projects/{integration.project_id}/queue" if integration.project_id else "/"
     return {
         "pending": pending,

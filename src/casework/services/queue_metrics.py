@@ -1,6 +1,6 @@
 """What /metrics reports about the loop, read from the database at scrape time: pending reviews by project,
 evaluator and age, overdue reviews, decisions by who made them, time to decision, evaluations and how many went
-to people, webhook delivery failures. Every label is bounded (projects, evaluators, a few age buckets): never a
+to people, agreement (judge against people, reviewer against reviewer), webhook delivery failures. Every label is bounded (projects, evaluators, a few age buckets): never a
 review or trace id.
 
 Counters come from the kept roll-ups (casework.services.rollups), so they survive restarts and agree across
@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from casework.db.models import DecisionTimeBucket, Project, Review, ReviewRollup, WebhookAttempt
 from casework.db.types import utcnow
-from casework.services import rollups
+from casework.services import rollups, sla
 
 # The age buckets of pending reviews: (label, at most this old).
 AGE_BUCKETS: tuple[tuple[str, timedelta | None], ...] = (
@@ -32,6 +32,18 @@ AGE_BUCKETS: tuple[tuple[str, timedelta | None], ...] = (
 # 1 minute, 4 minutes, 17 minutes, 68 minutes, 4.5 hours, 18 hours, 3 days and 12 days.
 DECISION_BUCKETS = (24, 32, 40, 48, 56, 64, 72, 80)
 _PENDING = text("reviews.status = 'pending'")
+# The roll-ups' counters summed per project and evaluator at each scrape (a few rows per project and day).
+_SUMMED = (
+    "resolved_human",
+    "resolved_memory",
+    "evaluated",
+    "routed",
+    "decision_seconds",
+    "judge_compared",
+    "judge_agreed",
+    "reviewer_pairs",
+    "reviewer_pairs_agreed",
+)
 
 ProjectKey = tuple[str, str]  # (project id, project name)
 
@@ -55,7 +67,7 @@ class Histogram:
 class Snapshot:
     projects: dict[str, str]  # id -> name
     pending: dict[tuple[str, str, str], int]  # (project id, evaluator, age bucket) -> reviews
-    overdue: dict[str, int]  # project id -> reviews
+    overdue: dict[str, int]  # project id -> reviews waiting for a decision past their due time
     decisions: dict[tuple[str, str, str], int]  # (project id, evaluator, human|memory) -> decisions
     evaluated: dict[tuple[str, str], int]  # (project id, evaluator) -> interactions judged
     routed: dict[tuple[str, str], int]  # (project id, evaluator) -> of which sent to people
@@ -64,6 +76,9 @@ class Snapshot:
     oldest_pending: dict[str, float] = field(default_factory=dict)  # project id -> seconds
     # (project id, "pending_count" | "oldest_pending_hours") -> whether the sweep has it crossed now
     thresholds_crossed: dict[tuple[str, str], bool] = field(default_factory=dict)
+    # (project id, evaluator, "judge_human" | "reviewer_reviewer") -> (pairs compared, pairs that agreed): the
+    # judge's verdict against each decision by people; each pair of reviewers on an overlapped review
+    agreement: dict[tuple[str, str, str], tuple[int, int]] = field(default_factory=dict)
 
 
 def snapshot(session: Session, *, now: datetime | None = None) -> Snapshot:
@@ -96,31 +111,35 @@ def snapshot(session: Session, *, now: datetime | None = None) -> Snapshot:
     }
     overdue = dict(
         session.execute(
-            select(Review.project_id, func.count())
-            .where(_PENDING, Review.due_at <= now, Review.paused_at.is_(None))
-            .group_by(Review.project_id)
+            select(Review.project_id, func.count()).where(*sla.overdue_now(now)).group_by(Review.project_id)
         ).all()
     )
     decisions: dict[tuple[str, str, str], int] = {}
     evaluated: dict[tuple[str, str], int] = {}
     routed: dict[tuple[str, str], int] = {}
     times: dict[tuple[str, str], Histogram] = defaultdict(Histogram)
-    for project_id, evaluator, human, memory, judged, sent, seconds in session.execute(
+    agreement: dict[tuple[str, str, str], tuple[int, int]] = {}
+    for sums in session.execute(
         select(
             ReviewRollup.project_id,
             ReviewRollup.evaluator_type,
-            func.sum(ReviewRollup.resolved_human),
-            func.sum(ReviewRollup.resolved_memory),
-            func.sum(ReviewRollup.evaluated),
-            func.sum(ReviewRollup.routed),
-            func.sum(ReviewRollup.decision_seconds),
+            *(func.sum(getattr(ReviewRollup, name)).label(name) for name in _SUMMED),
         ).group_by(ReviewRollup.project_id, ReviewRollup.evaluator_type)
     ).all():
-        decisions[(project_id, evaluator, "human")] = int(human or 0)
-        decisions[(project_id, evaluator, "memory")] = int(memory or 0)
-        evaluated[(project_id, evaluator)] = int(judged or 0)
-        routed[(project_id, evaluator)] = int(sent or 0)
-        times[(project_id, evaluator)].total_seconds = float(seconds or 0.0)
+        project_id, evaluator = sums.project_id, sums.evaluator_type
+        decisions[(project_id, evaluator, "human")] = int(sums.resolved_human or 0)
+        decisions[(project_id, evaluator, "memory")] = int(sums.resolved_memory or 0)
+        evaluated[(project_id, evaluator)] = int(sums.evaluated or 0)
+        routed[(project_id, evaluator)] = int(sums.routed or 0)
+        times[(project_id, evaluator)].total_seconds = float(sums.decision_seconds or 0.0)
+        agreement[(project_id, evaluator, "judge_human")] = (
+            int(sums.judge_compared or 0),
+            int(sums.judge_agreed or 0),
+        )
+        agreement[(project_id, evaluator, "reviewer_reviewer")] = (
+            int(sums.reviewer_pairs or 0),
+            int(sums.reviewer_pairs_agreed or 0),
+        )
     for project_id, evaluator, histogram_bucket, n in session.execute(
         select(
             DecisionTimeBucket.project_id,
@@ -154,4 +173,5 @@ def snapshot(session: Session, *, now: datetime | None = None) -> Snapshot:
         webhook_failures=int(failures),
         oldest_pending=oldest,
         thresholds_crossed=crossed,
+        agreement=agreement,
     )

@@ -14,6 +14,7 @@ from casework.db.dialect import contains_text, json_array_contains
 from casework.db.models import Decision, Review
 from casework.db.review_json import review_json
 from casework.db.types import utcnow
+from casework.services import sla
 from casework.services.auth import Principal
 from casework.services.pagination import decode_cursor, encode_cursor, to_json_time
 from casework.services.projects import get_project
@@ -98,7 +99,9 @@ class ReviewFilters:
     resolved_by: str | None = None  # "human" | "memory"
     q: str | None = None  # words that must all appear in the query, response or explanation
     due_before: datetime | None = None  # pending reviews whose decision is due before this time
-    overdue: bool = False  # pending reviews past their due time (a paused clock is not overdue)
+    # Reviews waiting for a decision past their due time (casework.services.sla.overdue_now: a paused clock is not
+    # overdue); with status "all", both pending and needs_adjudication, soonest due first.
+    overdue: bool = False
     sort: str = "queue"  # "queue" (priority, then oldest) or "due" (soonest due first)
     assigned_to: str | None = None  # the assignee's name ("me" is resolved by the caller first)
     needs_my_decision: bool = False  # pending reviews the caller has not given a decision on
@@ -132,7 +135,7 @@ def search_words(q: str | None) -> list[str]:
 
 def _filtered(session: Session, query: Any, filters: ReviewFilters) -> Any:
     query = query.where(Review.project_id == filters.project_id)
-    if filters.status == "pending" or filters.overdue:
+    if filters.status == "pending":
         query = query.where(_PENDING)  # a literal: SQLite then may use the partial indexes on pending reviews
     elif filters.status != "all":
         query = query.where(Review.status == filters.status)
@@ -149,7 +152,7 @@ def _filtered(session: Session, query: Any, filters: ReviewFilters) -> Any:
     if filters.due_before is not None:
         query = query.where(Review.due_at < filters.due_before)
     if filters.overdue:
-        query = query.where(Review.due_at <= utcnow(), Review.paused_at.is_(None))
+        query = query.where(*sla.overdue_now(utcnow()))
     if filters.sort == "due":
         query = query.where(Review.due_at.is_not(None))
     if filters.assigned_to:
@@ -233,7 +236,7 @@ _CREATION_ORDER = _Ordering(
 )
 
 
-# sort=due: soonest due first (ix_reviews_pending_due_at); reviews without a due time are left out.
+# sort=due: soonest due first (ix_reviews_waiting_due_at); reviews without a due time are left out.
 _DUE_ORDER = _Ordering(
     columns=(Review.due_at, Review.id),
     key_types=(datetime, str),
@@ -247,7 +250,9 @@ _DUE_ORDER = _Ordering(
 
 
 def _ordering(filters: ReviewFilters) -> _Ordering:
-    if filters.sort == "due":
+    # What is overdue across both queues (pending, needs_adjudication) has no single queue order; by due time it is
+    # read from the index of the reviews waiting for a decision, never walking the project's resolved ones.
+    if filters.sort == "due" or (filters.overdue and filters.status == "all"):
         return _DUE_ORDER
     return _CREATION_ORDER if filters.status == "all" or filters.created_after is not None else _QUEUE_ORDER
 

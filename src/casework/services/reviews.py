@@ -645,6 +645,7 @@ def _resolve(
         session.add(
             DecisionControl(decision_id=decision.id, control_id=vote["control_id"], score=vote["score"])
         )
+    sla.stop_clock(review, now=now)
     review.status = "resolved"
     review.resolved_at = now
     review.resolved_by = by

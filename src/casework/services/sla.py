@@ -1,7 +1,9 @@
 """SLA policies and the review clock: when a decision on a review is due, when its warning point passes, and
 when its clock is paused (waiting on someone outside Casework).
 
-A project's policy (its ``review_target_hours`` is the target) applies to every evaluator unless the evaluator
+A review is on the clock while it waits for a decision (:data:`WAITING`: pending, or needs_adjudication, its
+reviewers having disagreed so that a lead decides); a decision stops it. A project's policy (its
+``review_target_hours`` is the target) applies to every evaluator unless the evaluator
 has an override of any of its fields, and a risk tier's ``sla`` overrides both (:func:`policy_for` is the one
 place that says so: most specific wins, field by field: tier, then evaluator, then project). A review's clock
 starts when it is queued, and again when it is re-opened; a policy change applies to reviews queued after it.
@@ -18,7 +20,7 @@ from typing import Any
 from sqlalchemy import func, literal, select, text
 from sqlalchemy.orm import Session
 
-from casework.db.models import Project, Review
+from casework.db.models import WAITING_PREDICATE, WAITING_STATUSES, Project, Review
 from casework.errors import ValidationFailed
 from casework.services import review_counts
 from casework.services.projects import get_project
@@ -27,7 +29,9 @@ DEFAULT_WARNING_AT = 0.75
 # A queue-health alert clears only when its value falls below this share of the threshold, so that a queue
 # hovering around the threshold does not announce itself every few minutes.
 CLEAR_BELOW_SHARE = 0.8
-_PENDING = text("reviews.status = 'pending'")
+# Waiting for a decision (casework.db.models.WAITING_STATUSES): a literal in the partial indexes' own words, so
+# that SQLite may use them.
+WAITING = text(WAITING_PREDICATE.replace("status", "reviews.status"))
 POLICY_FIELDS = ("target_hours", "warning_at", "escalation_contact", "pause_when_waiting")
 MAX_TARGET_HOURS = 24 * 365
 
@@ -123,13 +127,27 @@ def resume(review: Review, *, now: datetime) -> None:
     review.paused_at = None
 
 
+def overdue_now(now: datetime) -> tuple[Any, ...]:
+    """The conditions of a review overdue at ``now``: waiting for a decision, past its due time, clock running."""
+    return (WAITING, Review.due_at <= now, Review.paused_at.is_(None))
+
+
+def stop_clock(review: Review, *, now: datetime) -> None:
+    """A decision stops the clock. A paused clock resumes first, so that the due time a decision is measured
+    against (decided after it: a breach) leaves out the time the review was waiting on someone outside."""
+    resume(review, now=now)
+
+
 def overdue_reviews(
     session: Session, *, project_id: str, now: datetime, limit: int
 ) -> tuple[int, list[Review]]:
-    """How many pending reviews are past their due time (clock running), and the longest overdue of them."""
-    where = (Review.project_id == project_id, _PENDING, Review.due_at <= now, Review.paused_at.is_(None))
+    """How many reviews waiting for a decision are past their due time (clock running), and the longest overdue
+    of them."""
     rows = session.execute(
-        select(Review).where(*where).order_by(Review.due_at, Review.id).limit(limit)
+        select(Review)
+        .where(Review.project_id == project_id, *overdue_now(now))
+        .order_by(Review.due_at, Review.id)
+        .limit(limit)
     ).scalars()
     return overdue_count(session, project_id=project_id, now=now), list(rows)
 
@@ -149,34 +167,33 @@ def _count(session: Session, *where: Any, limit: int | None = None) -> int:
 def overdue_count(
     session: Session, *, project_id: str, now: datetime, counted_directly: int = OVERDUE_COUNTED_DIRECTLY
 ) -> int:
-    """How many pending reviews are past their due time, clock running: exact, without reading an entry per
-    overdue review when there are many. A backlog (half a million pending reviews a day past due) is counted as
-    the pending reviews (kept counted) less those that are not overdue: not yet due (at most a target's worth
-    of arrivals), without a due time, or paused (the few waiting on a ticket). Only a queue with both many overdue
-    and many not yet due reads an entry per review not yet due."""
-    mine = (Review.project_id == project_id, _PENDING)
-    overdue = _count(
-        session, *mine, Review.due_at <= now, Review.paused_at.is_(None), limit=counted_directly + 1
-    )
+    """How many reviews waiting for a decision are past their due time, clock running: exact, without reading an
+    entry per overdue review when there are many. A backlog (half a million pending reviews a day past due) is
+    counted as the waiting reviews (kept counted) less those that are not overdue: not yet due (at most a
+    target's worth of arrivals), without a due time, or paused (the few waiting on someone outside). Only a queue
+    with both many overdue and many not yet due reads an entry per review not yet due."""
+    mine = (Review.project_id == project_id, WAITING)
+    overdue = _count(session, Review.project_id == project_id, *overdue_now(now), limit=counted_directly + 1)
     if overdue <= counted_directly:
         return overdue
     not_due = _count(session, *mine, Review.due_at > now)
     no_clock = _count(session, *mine, Review.due_at.is_(None))
     # The paused reviews, read through their own index (a range on paused_at: with no other column to search
-    # on, SQLite would scan the pending reviews' index instead) and picked out here.
+    # on, SQLite would scan the waiting reviews' index instead) and picked out here.
     paused = sum(
         1
         for project, due_at in session.execute(
             select(Review.project_id, Review.due_at).where(
-                Review.paused_at.is_not(None), Review.paused_at > EPOCH, _PENDING
+                Review.paused_at.is_not(None), Review.paused_at > EPOCH, WAITING
             )
         )
         if project == project_id and due_at is not None and due_at <= now
     )
-    pending = review_counts.counts(session, project_id)[review_counts.PENDING]
+    kept = review_counts.counts(session, project_id)
+    waiting = sum(kept[(status, "")] for status in WAITING_STATUSES)
     # The kept count and these counts come from one snapshot on SQLite; on PostgreSQL a review decided between
     # two statements could make the difference one too small, never below zero.
-    return max(pending - not_due - no_clock - paused, 0)
+    return max(waiting - not_due - no_clock - paused, 0)
 
 
 # --- the policy, as the API shows and takes it -------------------------------------------------------------------

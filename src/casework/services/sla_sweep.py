@@ -2,9 +2,25 @@
 clocks, announce each review's warning point and due time once, and announce queue thresholds crossed and
 cleared, with hysteresis.
 
-What counts as "waiting on someone outside": the review has an open ticket in a ticketing integration (Jira,
-ServiceNow, Zendesk, Azure DevOps: a link to the issue exists) and its SLA policy (its risk tier's, else its
-evaluator's, else the project's: ``casework.services.risk_tiers.sla_policy``) says ``pause_when_waiting``. Chat integrations (Slack, Teams) post where reviewers are, so they do not pause.
+Every review waiting for a decision (``casework.services.sla.WAITING``: pending, or needs_adjudication) is on the
+clock, and is announced due soon and overdue once each. What counts as "waiting on someone outside"
+(:func:`waiting_outside`): the review waits for a lead (needs_adjudication: its reviewers disagreed), or it has an
+open ticket in a ticketing integration (Jira, ServiceNow, Zendesk, Azure DevOps). Its clock pauses there only
+when its SLA policy (its risk tier's, else its evaluator's, else the project's:
+``casework.services.risk_tiers.sla_policy``) says ``pause_when_waiting``. It resumes, the due time moved on by
+the time paused, when the review no longer waits (back to pending, its ticket closed or its link gone), when the
+policy stops pausing, and at the decision (``casework.services.sla.stop_clock``). Chat integrations (Slack,
+Teams) post where reviewers are, so they do not pause.
+
+A ticket is open from when the integration creates it (its link) until the tool says it is closed
+(``IntegrationLink.closed_at``, set by ``casework.services.integration_decisions.note_ticket_state``), and again
+if the tool says it was reopened. Casework never polls the tools: it knows a ticket's state only from what their
+inbound requests carry. Jira's webhooks carry the issue's status category (done: closed) and say when an issue
+is deleted; Azure DevOps's service hooks carry a work item's new state (closed: one of the integration's
+``closed_states``) and its deletion; ServiceNow's outbound message and Zendesk's webhook carry the record's
+``active`` flag and the ticket's ``status`` (solved or closed: closed) when their rule sends them. A tool set up
+without those keeps its tickets open as far as Casework knows, so their reviews stay paused until they are
+decided or their link is gone: the docs of each integration say how to send the state.
 """
 
 from __future__ import annotations
@@ -28,7 +44,8 @@ SWEEP = "sla.sweep"
 TICKET_KINDS = ("jira", "servicenow", "zendesk", "azure_devops")
 BATCH = 500
 ACTOR = "casework-sla"
-_PENDING = text("reviews.status = 'pending'")
+# A literal, so that SQLite may use the index on the project's reviews by status (ix_reviews_queue).
+_WAITING_FOR_A_LEAD = text("reviews.status = 'needs_adjudication'")
 
 
 @dataclass
@@ -44,11 +61,12 @@ class SweepOutcome:
 
 
 def _ticketed() -> Any:
-    """The ids of reviews with a ticket: read from the links (few), never by scanning the pending reviews."""
+    """The ids of reviews with an open ticket (the tool has not said it is closed): read from the links (few),
+    never by scanning the pending reviews."""
     return (
         select(IntegrationLink.review_id)
         .join(Integration, Integration.id == IntegrationLink.integration_id)
-        .where(Integration.kind.in_(TICKET_KINDS))
+        .where(Integration.kind.in_(TICKET_KINDS), IntegrationLink.closed_at.is_(None))
     )
 
 
@@ -71,40 +89,43 @@ def _projects(session: Session, ids: set[str]) -> dict[str, Project]:
     return {p.id: p for p in session.execute(select(Project).where(Project.id.in_(sorted(ids)))).scalars()}
 
 
+def waiting_outside(review: Review, ticketed: set[str]) -> bool:
+    """Whether the review waits on someone outside: a lead (needs_adjudication), or an open ticket (its id is in
+    ``ticketed``, read with :func:`_ticketed`)."""
+    return review.status == "needs_adjudication" or review.id in ticketed
+
+
 def pause_and_resume(session: Session, *, now: datetime | None = None) -> SweepOutcome:
-    """Pause the clock of pending reviews that wait on a ticket (where their policy says so); resume those that
+    """Pause the clock of reviews that wait on someone outside (where their policy says so); resume those that
     no longer wait, or whose policy no longer pauses."""
     now = now or utcnow()
     outcome = SweepOutcome()
     tiered = {saved.project_id: saved.document for saved in session.execute(select(RiskPolicy)).scalars()}
     pausing = [p.id for p in session.execute(select(Project)).scalars() if _may_pause(p, tiered.get(p.id))]
-    candidates = (
-        list(
-            session.execute(
-                select(Review)
-                .where(
-                    Review.id.in_(_ticketed()),
-                    Review.project_id.in_(pausing),
-                    _PENDING,
-                    Review.paused_at.is_(None),
-                )
-                .with_for_update()
-            ).scalars()
-        )
-        if pausing
-        else []
-    )
+    candidates: dict[str, Review] = {}
+    if pausing:
+        running = (Review.project_id.in_(pausing), Review.paused_at.is_(None))
+        lookups = [select(Review).where(_WAITING_FOR_A_LEAD, *running)]
+        # The ticketed reviews read from the links (few), then each by its id: never a walk through a project's
+        # pending reviews (a join leaves SQLite free to walk them).
+        ticketed_ids = list(dict.fromkeys(session.execute(_ticketed()).scalars()))
+        lookups += [
+            select(Review).where(Review.id.in_(ticketed_ids[at : at + BATCH]), sla.WAITING, *running)
+            for at in range(0, len(ticketed_ids), BATCH)
+        ]
+        for lookup in lookups:
+            candidates.update((r.id, r) for r in session.execute(lookup.with_for_update()).scalars())
     paused = list(
         session.execute(
-            select(Review).where(Review.paused_at.is_not(None), _PENDING).with_for_update()
+            select(Review).where(Review.paused_at.is_not(None), sla.WAITING).with_for_update()
         ).scalars()
     )
-    projects = _projects(session, {r.project_id for r in candidates + paused})
-    for review in candidates:
+    projects = _projects(session, {r.project_id for r in [*candidates.values(), *paused]})
+    for review in candidates.values():
         if _policy(session, projects[review.project_id], review).pause_when_waiting:
             sla.pause(review, now=now)
             outcome.paused += 1
-    still_waiting = (
+    ticketed = (
         set(
             session.execute(
                 _ticketed().where(IntegrationLink.review_id.in_([r.id for r in paused]))
@@ -115,7 +136,7 @@ def pause_and_resume(session: Session, *, now: datetime | None = None) -> SweepO
     )
     for review in paused:
         policy = _policy(session, projects[review.project_id], review)
-        if review.id not in still_waiting or not policy.pause_when_waiting:
+        if not waiting_outside(review, ticketed) or not policy.pause_when_waiting:
             sla.resume(review, now=now)
             outcome.resumed += 1
     return outcome
@@ -138,15 +159,13 @@ def _announce(session: Session, type: EventType, review: Review, project: Projec
 
 
 def announce_overdue(session: Session, *, now: datetime | None = None, limit: int = BATCH) -> int:
-    """``review.overdue`` once for each pending review past its due time (clock running); the warning is then
+    """``review.overdue`` once for each review waiting for a decision past its due time (clock running); the warning is then
     marked as sent too, so that a review found late is never told "due soon" after "overdue"."""
     now = now or utcnow()
     rows = list(
         session.execute(
             select(Review)
-            .where(
-                _PENDING, Review.overdue_sent_at.is_(None), Review.due_at <= now, Review.paused_at.is_(None)
-            )
+            .where(*sla.overdue_now(now), Review.overdue_sent_at.is_(None))
             .order_by(Review.due_at)
             .limit(limit)
             .with_for_update()
@@ -161,13 +180,16 @@ def announce_overdue(session: Session, *, now: datetime | None = None, limit: in
 
 
 def announce_due_soon(session: Session, *, now: datetime | None = None, limit: int = BATCH) -> int:
-    """``review.due_soon`` once for each pending review past its warning point (clock running)."""
+    """``review.due_soon`` once for each review waiting for a decision past its warning point (clock running)."""
     now = now or utcnow()
     rows = list(
         session.execute(
             select(Review)
             .where(
-                _PENDING, Review.due_soon_sent_at.is_(None), Review.warn_at <= now, Review.paused_at.is_(None)
+                sla.WAITING,
+                Review.due_soon_sent_at.is_(None),
+                Review.warn_at <= now,
+                Review.paused_at.is_(None),
             )
             .order_by(Review.warn_at)
             .limit(limit)

@@ -17,6 +17,7 @@ from swagger_ui_bundle import swagger_ui_path
 
 from casework.api.deps import database_threads, get_database
 from casework.api.errors import error_headers
+from casework.db.models import WAITING_STATUSES
 from casework.db.types import utcnow
 from casework.errors import CaseworkError, PermissionDenied
 from casework.services import web_auth
@@ -118,6 +119,15 @@ def age_class(since: datetime | None, target_hours: float, now: datetime | None 
     return "amber" if hours >= 0.75 * target_hours else ""
 
 
+def target(hours: float) -> str:
+    """A target given in hours, in the unit that keeps it: "10 h", "1.5 h"; "1.2 min" under an hour, "0.36 s"
+    under a minute (rounding a 0.02-hour target to "0.0 h" would say there is none)."""
+    for unit, size in (("h", 1.0), ("min", 1 / 60), ("s", 1 / 3600)):
+        if hours >= size or unit == "s":
+            return f"{round(hours / size, 2):g} {unit}"
+    raise AssertionError("unreachable: seconds take any value")
+
+
 def lasting(seconds: float) -> str:
     """A length of time as the queue writes ages: "12 min", "3.5 h", "2.0 days"."""
     now = utcnow()
@@ -125,9 +135,9 @@ def lasting(seconds: float) -> str:
 
 
 def due(review: Any, now: datetime | None = None) -> tuple[str, str]:
-    """A pending review's SLA state for the queue: ("3.5 h left", ""), ("1.0 h left", "amber") past the warning
-    point, ("overdue 2.0 h", "red"), ("paused", "muted") while its clock is paused."""
-    if review.due_at is None or review.status != "pending":
+    """The SLA state of a review waiting for a decision, for the queue: ("3.5 h left", ""), ("1.0 h left",
+    "amber") past the warning point, ("overdue 2.0 h", "red"), ("paused", "muted") while its clock is paused."""
+    if review.due_at is None or review.status not in WAITING_STATUSES:
         return ("", "")
     if review.paused_at is not None:
         return ("paused", "muted")
@@ -148,7 +158,9 @@ def duration(start: datetime, end: datetime) -> str:
     return f"{milliseconds / 60_000:.1f} min"
 
 
-templates.env.globals.update(age=age, age_class=age_class, duration=duration, due=due, lasting=lasting)
+templates.env.globals.update(
+    age=age, age_class=age_class, duration=duration, due=due, lasting=lasting, target=target
+)
 templates.env.filters["markdown"] = render_markdown
 
 

@@ -226,6 +226,16 @@ async def inbound(integration_id: str, request: Request) -> Response:
             review_id=review_id,
         )
 
+    async def ticket_state(external_id: str, closed: bool) -> int:
+        return await _in_transaction(
+            request,
+            integration_decisions.note_ticket_state,
+            write=True,
+            integration_id=target.integration_id,
+            external_id=external_id,
+            closed=closed,
+        )
+
     message = Inbound(
         integration_id=target.integration_id,
         config=target.config,
@@ -235,6 +245,7 @@ async def inbound(integration_id: str, request: Request) -> Response:
         public_url=request.app.state.settings.effective_public_url,
         linked=linked,
         resolution=resolution,
+        ticket_state=ticket_state,
     )
     async with httpx.AsyncClient(timeout=10, trust_env=False, follow_redirects=False) as http:
         reply = await kind.receive(message, decide, http)

@@ -47,7 +47,13 @@ router = APIRouter(prefix="/api/v1/hitl/reviews", tags=["reviews"])
 
 def _filters(
     project_id: Annotated[str, Query(description="The project whose reviews to list.")],
-    status: Annotated[ReviewStatus, Query(description="pending, resolved or all.")] = "pending",
+    status: Annotated[
+        ReviewStatus | None,
+        Query(
+            description="pending (the default), resolved, needs_adjudication or all. With overdue=true the "
+            "default is all: every review waiting for a decision (pending or needs_adjudication)."
+        ),
+    ] = None,
     evaluator_type: Annotated[str | None, Query()] = None,
     tag: Annotated[str | None, Query(description="Reviews resolved with this tag.")] = None,
     created_after: TimeFilter = None,
@@ -55,7 +61,10 @@ def _filters(
     due_before: TimeFilter = None,
     overdue: Annotated[
         bool,
-        Query(description="Only pending reviews past their due time (a paused SLA clock is not overdue)."),
+        Query(
+            description="Only reviews waiting for a decision (pending or needs_adjudication) past their due time "
+            "(a paused SLA clock is not overdue); without a status, both, soonest due first."
+        ),
     ] = False,
     sort: Annotated[
         Literal["queue", "due"],
@@ -73,7 +82,7 @@ def _filters(
 ) -> ReviewFilters:
     return ReviewFilters(
         project_id=project_id,
-        status=status,
+        status=status or ("all" if overdue else "pending"),
         evaluator_type=evaluator_type,
         tag=tag,
         created_after=created_after,
