@@ -56,6 +56,8 @@ CREATION_KEY = (NOW, "rev_x")
         (ReviewFilters(project_id="p", status="all"), None, "ix_reviews_project_id_created_at"),
         # What is overdue in both queues (pending, needs_adjudication): by due time, off the waiting reviews' index.
         (ReviewFilters(project_id="p", status="all", overdue=True), None, "ix_reviews_waiting_due_at"),
+        # ... and in one queue: by due time too (the queue order would sort every overdue review first).
+        (ReviewFilters(project_id="p", status="pending", overdue=True), None, "ix_reviews_waiting_due_at"),
         (ReviewFilters(project_id="p", status="all"), CREATION_KEY, "ix_reviews_project_id_created_at"),
         (
             ReviewFilters(project_id="p", status="pending", created_after=NOW),

@@ -100,7 +100,7 @@ class ReviewFilters:
     q: str | None = None  # words that must all appear in the query, response or explanation
     due_before: datetime | None = None  # pending reviews whose decision is due before this time
     # Reviews waiting for a decision past their due time (casework.services.sla.overdue_now: a paused clock is not
-    # overdue); with status "all", both pending and needs_adjudication, soonest due first.
+    # overdue), soonest due first; with status "all", both pending and needs_adjudication.
     overdue: bool = False
     sort: str = "queue"  # "queue" (priority, then oldest) or "due" (soonest due first)
     assigned_to: str | None = None  # the assignee's name ("me" is resolved by the caller first)
@@ -250,9 +250,9 @@ _DUE_ORDER = _Ordering(
 
 
 def _ordering(filters: ReviewFilters) -> _Ordering:
-    # What is overdue across both queues (pending, needs_adjudication) has no single queue order; by due time it is
-    # read from the index of the reviews waiting for a decision, never walking the project's resolved ones.
-    if filters.sort == "due" or (filters.overdue and filters.status == "all"):
+    # What is overdue, in one queue or both (pending, needs_adjudication), is listed by due time: read from the
+    # index of the reviews waiting for a decision, never walking the project's resolved ones, never sorting.
+    if filters.sort == "due" or filters.overdue:
         return _DUE_ORDER
     return _CREATION_ORDER if filters.status == "all" or filters.created_after is not None else _QUEUE_ORDER
 
