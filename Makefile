@@ -29,8 +29,11 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 serve: $(VENV)/.installed ## create .venv, install, migrate and start the server on 127.0.0.1:8000
 	$(BIN)/casework serve
 
+# The suite starts many Python processes (servers, CLI commands): each imports what the one before compiled,
+# even where the environment says PYTHONDONTWRITEBYTECODE (compiling FastAPI, SQLAlchemy & co. again in every
+# process doubled their start-up).
 test: $(VENV)/.installed-dev ## install the dev dependencies and run the whole suite (SQLite and PostgreSQL)
-	$(BIN)/python -m pytest
+	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest
 
 lint: $(VENV)/.installed-dev ## ruff and mypy
 	$(BIN)/ruff check src tests bench
