@@ -35,12 +35,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """With pytest-xdist (make test runs two processes), the tests of one database run in the same process, so
     each process sets up one database, server and browser, not two (bar the few modules of ``_WITH_SQLITE``,
     moved for balance); the tests that need no database go to whichever process is free. A test marked
-    ``only_backend("postgresql")`` is not collected for SQLite at all (rather than skipped there)."""
+    ``only_backend("postgresql")`` is not collected for SQLite at all (rather than skipped there), and one marked
+    ``any_backend`` (it needs a live server but reads nothing stored) runs on SQLite only."""
     kept, dropped = [], []
     for item in items:
         backend = getattr(item, "callspec", None) and item.callspec.params.get("backend")
         only = item.get_closest_marker("only_backend")
         if backend and only is not None and backend not in only.args:
+            dropped.append(item)
+            continue
+        if backend == "postgresql" and item.get_closest_marker("any_backend") is not None:
             dropped.append(item)
             continue
         if backend:

@@ -249,6 +249,7 @@ def test_a_review_from_a_trace_shows_its_span_tree_and_conversation(
     shot(page, "review-trace", backend)
 
 
+@pytest.mark.any_backend  # the OpenAPI document and Swagger UI's assets, nothing stored
 def test_the_api_docs_work_offline(page: Page, base_url: str) -> None:
     elsewhere: list[str] = []
 
