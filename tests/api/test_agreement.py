@@ -210,6 +210,7 @@ def test_an_evaluator_with_ordered_options_gets_ordinal_alpha(
     assert pair["cohen_kappa"]["value"] == pytest.approx(0.6364, abs=1e-4)
     # Declaring the options unordered is a new version, and the same decisions are then nominal.
     at_window_start(clock)
+    settled()  # the refresh the decisions queued for the last window is due now: done before the change
     changed = admin.patch(f"/api/v1/evaluators/{created.json()['id']}", json={"ordered": False})
     assert changed.status_code == 200 and changed.json()["ordered"] is False
     assert changed.json()["version"] == created.json()["version"] + 1

@@ -84,6 +84,7 @@ def test_the_stored_report_is_refreshed_after_new_decisions(
     assert admin.get(report_path).json() == first
 
     at_window_start(clock)
+    settled()  # a refresh the earlier events queued (their dispatch may follow the first request) runs now
     _decide(tenant, admin, project_id, [(c, n)])
     settled()
     stale = admin.get(report_path).json()
