@@ -23,7 +23,7 @@ _SEQUENCER_LOCK_ID = 7_336_402
 
 def insert_event(session: Session, values: dict[str, Any]) -> None:
     """Write one event row in the session's transaction (unsequenced)."""
-    session.execute(insert(Event).values(**values))
+    session.execute(insert(Event), values)
 
 
 def unsequenced(session: Session) -> bool:

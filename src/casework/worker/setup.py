@@ -70,10 +70,12 @@ def build_background(
             GOLDEN_LANE: 32,
         }
     )
+    own = CapacityLimiter(1)
     worker = Worker(
         registry,
         database,
         limiter=limiter,
+        own_limiter=lambda: own,
         subscribers=builtin_subscribers(),
         lease_seconds=settings.job_lease_seconds,
         max_attempts=settings.job_max_attempts,
@@ -82,7 +84,7 @@ def build_background(
     )
     sender = WebhookSender(
         worker.db,
-        GroupCommit(database, limiter),
+        GroupCommit(database, lambda: own),
         box,
         retry_delays=settings.webhook_retry_delays,
         disable_after=settings.webhook_disable_after,
