@@ -44,7 +44,6 @@ class Worker:
         database: Database,
         *,
         limiter: Callable[[], CapacityLimiter | None],
-        own_limiter: Callable[[], CapacityLimiter | None] | None = None,
         subscribers: list[Subscriber] | None = None,
         lease_seconds: float = 60.0,
         max_attempts: int = 5,
@@ -60,11 +59,6 @@ class Worker:
         self.poll_seconds = poll_seconds
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         self._limiter = limiter
-        # The loop's own short steps (claims, the log's sequencing and dispatch, jobs' ends) and the webhook
-        # deliveries' reads and writes go through a thread of their own, so they never queue behind a job's
-        # long database work (the memory pass after each decision, an agreement refresh): that queue was most
-        # of an event's way to its webhook under load (bench/events.py).
-        self._own_limiter = own_limiter or limiter
         self._on_finished = on_finished or (lambda kind, outcome: None)
         self._running: dict[str, tuple[job_service.ClaimedJob, asyncio.Task[None], str]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -107,13 +101,6 @@ class Worker:
                 return function(session, **kwargs)
 
         return await to_thread.run_sync(work, limiter=self._limiter())
-
-    async def _own(self, function: Callable[..., T], /, *, write: bool, **kwargs: Any) -> T:
-        def work() -> T:
-            with self.database.transaction(write=write) as session:
-                return function(session, **kwargs)
-
-        return await to_thread.run_sync(work, limiter=self._own_limiter())
 
     # --- the loop ----------------------------------------------------------------------------------------------
 
@@ -202,13 +189,13 @@ class Worker:
             if not any(lanes.values()):
                 return 0
             # Idle: a read, so no write transaction (on SQLite, no write lock and no fsync) per poll.
-            due = await self._own(job_service.due_kinds, write=False)
+            due = await self.db(job_service.due_kinds, write=False)
             started = 0
             for lane, free in lanes.items():
                 kinds = [kind for kind in self.registry.kinds_in(lane) if kind in due]
                 if free == 0 or not kinds:
                     continue
-                claimed = await self._own(
+                claimed = await self.db(
                     job_service.claim_jobs,
                     write=True,
                     worker=self.name,
@@ -237,7 +224,7 @@ class Worker:
                 return
             await kind.run(job)
             if not kind.finishes_itself:
-                await self._own(job_service.finish_job, write=True, claimed=job)
+                await self.db(job_service.finish_job, write=True, claimed=job)
             self._on_finished(job.kind, "done")
         except asyncio.CancelledError:
             raise
@@ -263,7 +250,7 @@ class Worker:
 
     async def _fail(self, job: job_service.ClaimedJob, error: str, *, retry_after: float | None) -> None:
         try:
-            outcome = await self._own(
+            outcome = await self.db(
                 job_service.fail_job, write=True, claimed=job, error=error, retry_after=retry_after
             )
             if outcome is not None:
@@ -278,7 +265,7 @@ class Worker:
             if not held:
                 continue
             try:
-                await self._own(
+                await self.db(
                     job_service.extend_leases, write=True, jobs=held, lease_seconds=self.lease_seconds
                 )
             except Exception:
@@ -295,7 +282,7 @@ class Worker:
             if self._ticks_queued.get(schedule.kind) == tick:
                 continue
             try:
-                await self._own(job_service.queue_tick, write=True, kind=schedule.kind, tick=tick)
+                await self.db(job_service.queue_tick, write=True, kind=schedule.kind, tick=tick)
                 self._ticks_queued[schedule.kind] = tick
             except Exception:
                 logger.exception("queueing the tick of %s failed", schedule.kind)
@@ -314,14 +301,14 @@ class Worker:
             return
         self._dispatching = True
         try:
-            while await self._own(outbox.unsequenced, write=False):
-                if await self._own(outbox.sequence, write=True) < SEQUENCE_BATCH:
+            while await self.db(outbox.unsequenced, write=False):
+                if await self.db(outbox.sequence, write=True) < SEQUENCE_BATCH:
                     break
             names = [s.name for s in self.subscribers]
-            due = await self._own(dispatch.behind, write=False, names=names)
+            due = await self.db(dispatch.behind, write=False, names=names)
             while due and not self._stopping:
                 serving = [s for s in self.subscribers if s.name in due]
-                if await self._own(dispatch.dispatch, write=True, subscribers=serving) < dispatch.BATCH:
+                if await self.db(dispatch.dispatch, write=True, subscribers=serving) < dispatch.BATCH:
                     break
         except Exception:
             logger.exception("serving subscribers failed; retrying in %s s", self.poll_seconds)

@@ -70,12 +70,10 @@ def build_background(
             GOLDEN_LANE: 32,
         }
     )
-    own = CapacityLimiter(1)
     worker = Worker(
         registry,
         database,
         limiter=limiter,
-        own_limiter=lambda: own,
         subscribers=builtin_subscribers(),
         lease_seconds=settings.job_lease_seconds,
         max_attempts=settings.job_max_attempts,
@@ -84,7 +82,7 @@ def build_background(
     )
     sender = WebhookSender(
         worker.db,
-        GroupCommit(database, lambda: own),
+        GroupCommit(database, limiter),
         box,
         retry_delays=settings.webhook_retry_delays,
         disable_after=settings.webhook_disable_after,
