@@ -21,6 +21,7 @@ from sqlalchemy import select
 from casework.db.engine import Database
 from casework.db.models import Control, Evaluation, Evaluator, Review
 from casework.ids import new_id
+from casework.services import agreement_days
 from casework.services.agreement import Rating, inter_rater, judge_vs_human
 from casework.services.agreement_reports import REFRESH_SECONDS
 from casework.services.agreement_stats import (
@@ -318,6 +319,9 @@ def _judged_rows(
                 reasoning="r", reviewer="ana", created_at=week, created_by="test", updated_at=week,
             )
         )  # fmt: skip
+        session.flush()
+        # The rows went in around the services, which mark their days for agreement's day tallies.
+        agreement_days.mark_all(session, project_id)
 
 
 @pytest.mark.storage
