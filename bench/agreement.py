@@ -297,9 +297,9 @@ def main() -> None:
         'runs meanwhile; "answers stale" says how many answers had events after their `as_of`, "oldest as_of" the '
         'largest age of an answer\'s data. "Asked again": no decision posted between the requests. "A new scope": '
         "every request with its own `to`, so each one is computed on request, as the first request of a scope is: "
-        "the kept tallies of its days added up, with its last part-day and any day changed since the last refresh "
-        "(today, while the decisions above are counted in) counted from the rows, then the statistics (bootstrap "
-        "intervals included). Load "
+        "the kept tallies of its days added up, with its last part-day (empty here: every `to` is far ahead) and any "
+        "day changed since the last refresh counted from the rows, then the statistics (bootstrap intervals "
+        "included). Load "
         f"average (1 min) {load_before[0]:.2f} when the requests began and {load[0]:.2f} at the end: another "
         "session may share the 2 cores.",
     )
