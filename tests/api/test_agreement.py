@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import subprocess
 import sys
 import uuid
@@ -20,11 +21,14 @@ from sqlalchemy import select
 from casework.db.engine import Database
 from casework.db.models import Control, Evaluation, Evaluator, Review
 from casework.ids import new_id
+from casework.services import agreement_days
 from casework.services.agreement import Rating, inter_rater, judge_vs_human
 from casework.services.agreement_reports import REFRESH_SECONDS
 from casework.services.agreement_stats import (
     _alpha_of,
+    _cohen_kappa,
     _coincidences,
+    _distinct_rows,
     _fleiss,
     _fleiss_batched,
     count_rows,
@@ -167,6 +171,32 @@ def test_the_vectorised_bootstrap_computes_what_the_libraries_compute() -> None:
     assert float(_fleiss_batched(patterns, once)) == pytest.approx(_fleiss(counts), abs=1e-9)
 
 
+def test_cohen_kappa_from_counts_is_scikit_learns_to_the_last_bit() -> None:
+    from sklearn.metrics import cohen_kappa_score
+
+    rng = random.Random(3)
+    for size in (2, 5, 40, 300, 5000):
+        labels = ["a", "b", "c", "ambiguous"][: rng.randint(2, 4)]
+        pairs = [(rng.choice(labels), rng.choice(labels[:-1])) for _ in range(size)]
+        judged, human = zip(*pairs, strict=True)
+        if len(set(judged) | set(human)) < 2:
+            continue
+        names = sorted(set(judged) | set(human))
+        confusion = np.array([[pairs.count((j, h)) for h in names] for j in names], dtype=np.float64)
+        assert _cohen_kappa(confusion) == float(cohen_kappa_score(judged, human, labels=names))
+        assert judge_vs_human(pairs)["cohen_kappa"] == round(float(cohen_kappa_score(judged, human)), 4)
+
+
+def test_distinct_rows_are_numpys() -> None:
+    rng = np.random.default_rng(5)
+    # Rows of 2 and 3 counts (up to a crowd of 123), and 40 (too many to read as one number: numpy's own way).
+    for rows, k, most in ((1, 2, 3), (1000, 2, 3), (5000, 3, 123), (300, 40, 60)):
+        counts = rng.integers(0, most + 1, size=(rows, k)).astype(float)
+        patterns, frequencies = _distinct_rows(counts)
+        expected, times = np.unique(counts, axis=0, return_counts=True)
+        assert np.array_equal(patterns, expected) and np.array_equal(frequencies, times)
+
+
 def _two_decisions(
     tenant: Tenant, admin: httpx.Client, project_id: str, votes: list[tuple[str, str]], **fields: Any
 ) -> None:
@@ -289,6 +319,9 @@ def _judged_rows(
                 reasoning="r", reviewer="ana", created_at=week, created_by="test", updated_at=week,
             )
         )  # fmt: skip
+        session.flush()
+        # The rows went in around the services, which mark their days for agreement's day tallies.
+        agreement_days.mark_all(session, project_id)
 
 
 @pytest.mark.storage

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from casework.db.engine import Database
 from casework.db.models import Job
-from casework.services import agreement_reports
+from casework.services import agreement_days, agreement_reports
 from casework.services.agreement_reports import Scope
 from tests.api.test_calibration import decision, overlapped_project
 from tests.support import Clock, Tenant, enqueue
@@ -71,7 +71,9 @@ def test_the_stored_report_is_refreshed_after_new_decisions(
     c, n = "compliant", "non_compliant"
     _decide(tenant, admin, project_id, [(c, c), (n, n)])
     settled()
-    assert _refreshes(database, project_id) == 0  # nobody asked for a report: nothing to refresh
+    # Nobody asked for a report yet, but people decided: a refresh is queued to count the days' tallies, so that
+    # a lead's first question is answered from them.
+    assert _refreshes(database, project_id) >= 1
     report_path = f"/api/v1/projects/{project_id}/agreement"
     trend_path = f"/api/v1/projects/{project_id}/agreement/trend"
     first = admin.get(report_path).json()  # the first time: computed on request, then stored
@@ -95,6 +97,10 @@ def test_the_stored_report_is_refreshed_after_new_decisions(
     assert _refreshes(database, project_id) >= 1  # one per window the burst of events fell in
     clock.advance(seconds=agreement_reports.REFRESH_SECONDS + 1)  # the debounce window ends
     settled()
+    with database.transaction(write=False) as session:
+        assert not agreement_days.needs_refresh(
+            session, project_id
+        )  # the refresh counted the changed day first
     refreshed = admin.get(report_path).json()
     assert refreshed["stale"] is False and refreshed["events_since"] == 0
     assert datetime.fromisoformat(refreshed["as_of"]) > datetime.fromisoformat(first["as_of"])

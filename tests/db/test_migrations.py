@@ -168,3 +168,46 @@ def test_the_sla_migration_gives_pending_reviews_due_times_without_a_flood_of_al
     assert abs(found["rev_fresh"].warn_at - (fresh + timedelta(hours=7.5))) < timedelta(seconds=1)  # type: ignore[operator]
     assert found["rev_old"].overdue_sent_at is not None and found["rev_old"].due_soon_sent_at is not None
     assert found["rev_fresh"].overdue_sent_at is None and found["rev_fresh"].due_soon_sent_at is None
+
+
+def test_the_agreement_days_migration_marks_the_days_people_decided(empty_database: Database) -> None:
+    """Days with independent decisions or a person's resolution are marked to be counted; others are not."""
+    migrate.upgrade(empty_database, "0022")
+    with empty_database.engine.begin() as connection:
+        tables = MetaData()
+        tables.reflect(connection)
+        connection.execute(
+            tables.tables["workspaces"].insert(), [_fill(tables.tables["workspaces"], id="ws_1")]
+        )
+        connection.execute(
+            tables.tables["projects"].insert(),
+            [_fill(tables.tables["projects"], id="prj_1", workspace_id="ws_1")],
+        )
+        reviews = tables.tables["reviews"]
+        day = datetime(2026, 11, 2, 23, 30, tzinfo=timezone.utc)
+        rows = [
+            # (id, evaluator, created, status, resolved_by, decisions_submitted)
+            ("rev_1", "a", day, "pending", None, 2),  # overlapped, waiting for its last reviewer
+            ("rev_2", "a", day, "resolved", "human", 1),
+            ("rev_3", "b", day.replace(day=3), "resolved", "memory", 0),  # memory alone: nothing to count
+            ("rev_4", "b", day.replace(day=4), "resolved", "human", 0),  # a person, before overlap existed
+        ]
+        connection.execute(
+            reviews.insert(),
+            [
+                _fill(
+                    reviews, id=review_id, project_id="prj_1", evaluator_type=evaluator, created_at=created,
+                    status=status, resolved_by=who, decisions_submitted=submitted, options=["x", "y"],
+                )
+                for review_id, evaluator, created, status, who, submitted in rows
+            ],
+        )  # fmt: skip
+    migrate.upgrade(empty_database)
+    with empty_database.engine.connect() as connection:
+        marked = connection.execute(
+            text("SELECT project_id, evaluator_type, day, dirty, version FROM agreement_days ORDER BY day")
+        ).all()
+    assert [tuple(row) for row in marked] == [
+        ("prj_1", "a", "2026-11-02", True, 0),
+        ("prj_1", "b", "2026-11-04", True, 0),
+    ]

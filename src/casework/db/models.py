@@ -285,6 +285,28 @@ class AgreementReport(Base):
     requested_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class AgreementDay(Base):
+    """What agreement reads of one evaluator's reviews made on one UTC day, counted (``summary``: the day's
+    tally, casework.services.agreement_tallies), so that a report over any dates adds up days. A change to the
+    day's decisions or resolutions sets ``dirty`` in its own transaction; a refresh clears it, then counts the
+    day, and keeps its count when no newer count was kept meanwhile (``version`` counts the refreshes that
+    cleared it, ``summary_version`` is the one whose count ``summary`` is). The tally is current when the day
+    is not dirty and ``summary_version`` equals ``version`` (casework.services.agreement_days)."""
+
+    __tablename__ = "agreement_days"
+
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True)
+    evaluator_type: Mapped[str] = mapped_column(String(200), primary_key=True)
+    day: Mapped[str] = mapped_column(
+        String(10), primary_key=True
+    )  # YYYY-MM-DD, UTC, of the reviews' creation
+    dirty: Mapped[bool] = mapped_column(default=True)
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    summary_version: Mapped[int | None] = mapped_column(Integer, default=None)
+    summary: Mapped[dict[str, Any] | None] = mapped_column(JSONType, default=None)
+    computed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
 class DecisionTimeBucket(Base):
     """How long decisions took, as histograms per day and evaluator (``reviewer`` "") and per day and reviewer
     (``evaluator_type`` ""): percentiles come from them (within a bucket's width, about 9%) without reading the
@@ -612,6 +634,14 @@ class Evaluation(Base):
         Index("uq_evaluations_job_id", "job_id", unique=True),
         # A trace's evaluations, for the trace and session pages of the web UI.
         Index("ix_evaluations_project_id_trace_id", "project_id", "trace_id"),
+        # The evaluation that queued a review, for agreement's judge-vs-human counts of a day's reviews; only
+        # evaluations routed to people have one, so the index stays small.
+        Index(
+            "ix_evaluations_review_id",
+            "review_id",
+            sqlite_where=text("review_id IS NOT NULL"),
+            postgresql_where=text("review_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)

@@ -6,6 +6,12 @@ and the number of items (casework.services.agreement_stats). Judge-vs-human: per
 first verdict, and its re-evaluation with memory, against the person's decision (spot checks included). The
 trend gives both per week (or day, or month), with the number of controls the evaluator had by then.
 
+Every figure is computed from counts (casework.services.agreement_tallies): the tally of the reviews in scope is
+the sum of the kept tallies of its days, with its part-days at either end (and any day changed since its tally
+was kept) counted from the rows (casework.services.agreement_days), so a scope nobody asked for before costs a
+few hundred small rows, not a pass over every decision. The categories, their order and the level come from the
+evaluators' options now, whatever the day the counts were kept.
+
 What the endpoints serve is stored and refreshed in the background (casework.services.agreement_reports): every
 change agreement reads (a decision, a resolution, an evaluation, a control, an evaluator version) writes an event
 in its own transaction, and the project's events make the refresh.
@@ -14,16 +20,17 @@ in its own transaction, and the project's events make the refresh.
 from __future__ import annotations
 
 import bisect
-from collections import defaultdict
+from collections import Counter, defaultdict
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
 import numpy as np
-from sqlalchemy import case, func, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from casework.db.dialect import milliseconds_between, utc_day
-from casework.db.models import Control, Decision, Evaluation, Evaluator, Review
+from casework.db.dialect import utc_day
+from casework.db.models import Control, Evaluator
+from casework.services import agreement_days
 from casework.services.agreement_stats import (
     BOOTSTRAP_SAMPLES,
     BOOTSTRAP_SEED,
@@ -37,8 +44,10 @@ from casework.services.agreement_stats import (
     alpha_estimate,
     inter_rater,
     judge_vs_human,
+    judge_vs_human_of_counts,
     pair_agreements,
 )
+from casework.services.agreement_tallies import Tally
 
 __all__ = ["Rating", "compute_report", "compute_trend", "inter_rater", "judge_vs_human"]
 
@@ -95,58 +104,27 @@ def _scale_for(
 
 
 class _Decisions:
-    """The submitted decisions in scope, counted by the database: per review, how many chose each category,
-    grouped into distinct rows of counts per day (every statistic here depends on a review only through that
-    row); per reviewer, their decisions; per pair of reviewers, their table of classifications on the reviews
-    both decided. Nothing is read per decision."""
+    """The submitted decisions in scope, from their tally: the categories and level; the distinct rows of counts
+    per category (one per review; every statistic here depends on a review only through that row), how many
+    reviews have each and on which day; per reviewer, their decisions; per pair of reviewers, their table."""
 
-    def __init__(
-        self,
-        session: Session,
-        project_id: str,
-        *,
-        evaluator_type: str | None,
-        created_from: datetime | None,
-        created_to: datetime | None,
-    ) -> None:
-        self._session = session
-        self._project_id = project_id
-        self._evaluator_type = evaluator_type
-        self._created_from = created_from
-        self._created_to = created_to
-        seen_rows = session.execute(
-            self._scoped(select(Review.evaluator_type, Decision.classification).distinct())
-        ).all()
-        self.evaluator_types = {row[0] for row in seen_rows}
-        seen = {row[1] for row in seen_rows}
-        self.categories, self.level = _scale_for(_scales(session, project_id), self.evaluator_types, seen)
+    def __init__(self, tally: Tally, scales: dict[str, tuple[list[str], bool]]) -> None:
+        self._tally = tally
+        self.evaluator_types = set(tally.evaluators)
+        seen = {label for _, pattern in tally.patterns for label, _ in pattern}
+        self.categories, self.level = _scale_for(scales, self.evaluator_types, seen)
+        index = {label: i for i, label in enumerate(self.categories)}
         k = len(self.categories)
-        day = utc_day(session, Review.created_at).label("day")
-        chosen = [
-            func.sum(case((Decision.classification == label, 1), else_=0)).label(f"c{i}")
-            for i, label in enumerate(self.categories)
-        ]
-        per_review = self._scoped(select(Decision.review_id, day, *chosen)).group_by(Decision.review_id, day)
-        inner = per_review.subquery()
-        columns = [inner.c[f"c{i}"] for i in range(k)]
-        rows = session.execute(
-            select(inner.c.day, *columns, func.count()).group_by(inner.c.day, *columns)
-        ).all()
+        rows = []
+        for (day, pattern), n in tally.patterns.items():
+            row = [0] * k
+            for label, chosen in pattern:
+                row[index[label]] = chosen
+            rows.append((day, tuple(row), n))
+        rows.sort()  # by day, then row: the order the counts are repeated in (ties in the most common m)
         self.days = [row[0] for row in rows]
-        self.patterns = np.array([row[1 : k + 1] for row in rows], dtype=float).reshape(len(rows), k)
-        self.frequencies = np.array([row[k + 1] for row in rows], dtype=np.int64)
-
-    def _scoped(self, query: Any) -> Any:
-        query = query.join(Review, Review.id == Decision.review_id).where(
-            Decision.project_id == self._project_id, Decision.status == "submitted"
-        )
-        if self._evaluator_type:
-            query = query.where(Review.evaluator_type == self._evaluator_type)
-        if self._created_from:
-            query = query.where(Review.created_at >= self._created_from)
-        if self._created_to:
-            query = query.where(Review.created_at < self._created_to)
-        return query
+        self.patterns = np.array([row[1] for row in rows], dtype=float).reshape(len(rows), k)
+        self.frequencies = np.array([row[2] for row in rows], dtype=np.int64)
 
     def counts(self, days: set[str] | None = None) -> np.ndarray:
         """One row of counts per overlapped review (at least two decisions), of the given days or all."""
@@ -156,71 +134,28 @@ class _Decisions:
         return np.repeat(self.patterns[keep], self.frequencies[keep], axis=0)
 
     def per_reviewer(self) -> list[dict[str, Any]]:
-        decided = (Review.status == "resolved") & Review.resolution_classification.is_not(None)
-        rows = self._session.execute(
-            self._scoped(
-                select(
-                    Decision.reviewer,
-                    func.count(),
-                    func.sum(case((decided, 1), else_=0)),
-                    func.sum(
-                        case(
-                            (decided & (Decision.classification == Review.resolution_classification), 1),
-                            else_=0,
-                        )
-                    ),
-                )
-            ).group_by(Decision.reviewer)
-        ).all()
-        elapsed = milliseconds_between(self._session, Review.created_at, Decision.created_at)
-        ranked = self._scoped(
-            select(
-                Decision.reviewer.label("reviewer"),
-                elapsed.label("ms"),
-                func.row_number().over(partition_by=Decision.reviewer, order_by=elapsed).label("rank"),
-                func.count().over(partition_by=Decision.reviewer).label("n"),
+        tally = self._tally
+        reviewers = []
+        for name in sorted(tally.decisions):
+            final = tally.decided[name]
+            median = tally.times[name].median() if name in tally.times else None
+            reviewers.append(
+                {
+                    "reviewer": name,
+                    "decisions": tally.decisions[name],
+                    "agreement_with_final": round(tally.agreed[name] / final, 4) if final else None,
+                    "decided_reviews": final,
+                    "median_seconds_to_decide": round(max(median or 0.0, 0.0) / 1000, 3),
+                }
             )
-        ).subquery()
-        # The median: the middle time, or the mean of the middle two (integer division picks them).
-        middle = (ranked.c.rank == (ranked.c.n + 1) // 2) | (ranked.c.rank == ranked.c.n // 2 + 1)
-        medians: dict[str, float | None] = dict(
-            self._session.execute(
-                select(ranked.c.reviewer, func.avg(ranked.c.ms)).where(middle).group_by(ranked.c.reviewer)
-            ).all()
-        )
-        return [
-            {
-                "reviewer": name,
-                "decisions": int(decisions),
-                "agreement_with_final": round(int(agreed) / int(final), 4) if final else None,
-                "decided_reviews": int(final),
-                "median_seconds_to_decide": round(max(float(medians.get(name) or 0.0), 0.0) / 1000, 3),
-            }
-            for name, decisions, final, agreed in sorted(rows)
-        ]
+        return reviewers
 
     def pair_tables(self) -> dict[tuple[str, str], np.ndarray]:
         """Per pair of reviewers (in name order), the k x k table of their classifications on shared reviews."""
-        other = aliased(Decision)
         index = {label: i for i, label in enumerate(self.categories)}
         k = len(self.categories)
-        query = self._scoped(
-            select(
-                Decision.reviewer, other.reviewer, Decision.classification, other.classification, func.count()
-            )
-        ).join(
-            other,
-            (other.review_id == Decision.review_id)
-            & (other.status == "submitted")
-            & (other.reviewer > Decision.reviewer),
-        )
-        query = query.group_by(
-            Decision.reviewer, other.reviewer, Decision.classification, other.classification
-        )
         tables: dict[tuple[str, str], np.ndarray] = {}
-        for first, second, first_label, second_label, n in self._session.execute(query).all():
-            if second < first:  # the database's collation may order names otherwise than Python does
-                first, second, first_label, second_label = second, first, second_label, first_label
+        for (first, second, first_label, second_label), n in self._tally.pairs.items():
             table = tables.setdefault((first, second), np.zeros((k, k), dtype=float))
             table[index[first_label], index[second_label]] += n
         return dict(sorted(tables.items()))
@@ -237,11 +172,21 @@ def compute_report(
 ) -> dict[str, Any]:
     """The agreement report of a project: inter-reviewer (overlapped reviews), per reviewer, judge-vs-human.
     ``pairs=False`` skips Cohen's kappa per pair of reviewers (a crowd of 123 raters makes 7,503 pairs)."""
-    data = _Decisions(
+    gathered = agreement_days.gather(
         session, project_id, evaluator_type=evaluator_type, created_from=created_from, created_to=created_to
     )
+    return report_of(
+        session, gathered.tally, project_id=project_id, evaluator_type=evaluator_type, pairs=pairs
+    )
+
+
+def report_of(
+    session: Session, tally: Tally, *, project_id: str, evaluator_type: str | None, pairs: bool = True
+) -> dict[str, Any]:
+    """The agreement report of the reviews ``tally`` counted."""
+    scales = _scales(session, project_id)
+    data = _Decisions(tally, scales)
     counts = data.counts()
-    reviewers = data.per_reviewer()
     inter = {
         "items": int(counts.shape[0]),
         "ratings": int(counts.sum()),
@@ -252,94 +197,52 @@ def compute_report(
         if pairs
         else [],
     }
-    judged = _judged(
-        session, project_id, evaluator_type=evaluator_type, created_from=created_from, created_to=created_to
-    )
     versions = []
-    for (evaluator_id, name, version), rows in sorted(judged.items(), key=lambda kv: (kv[0][1], kv[0][2])):
-        labels = rows[0]["options"]
+    for (evaluator_id, name, version), judged in _judged(tally).items():
+        labels = scales.get(name, ([], False))[0]
         versions.append(
             {
                 "evaluator_id": evaluator_id,
                 "evaluator_type": name,
                 "version": version,
-                **judge_vs_human([(r["first"], r["human"]) for r in rows], labels=labels),
-                "with_memory": judge_vs_human(
-                    [(r["reevaluated"], r["human"]) for r in rows if r["reevaluated"] is not None],
-                    labels=labels,
-                ),
+                **judge_vs_human_of_counts(judged.first, labels=labels),
+                "with_memory": judge_vs_human_of_counts(judged.with_memory, labels=labels),
             }
         )
     return {
         "project_id": project_id,
         "evaluator_type": evaluator_type,
         "inter_reviewer": inter,
-        "reviewers": reviewers,
+        "reviewers": data.per_reviewer(),
         "judge_vs_human": versions,
     }
 
 
-def _judged(
-    session: Session,
-    project_id: str,
-    *,
-    evaluator_type: str | None,
-    created_from: datetime | None,
-    created_to: datetime | None,
-) -> dict[tuple[str, str, int], list[dict[str, Any]]]:
-    """Per evaluator version, the reviews a person resolved on its verdicts (the review it queued, or a spot
-    check of its automatic decision): the judge's first verdict, its re-evaluation with memory (None when it
-    was not re-evaluated), the person's decision, and when the review was made."""
-    columns = (
-        Evaluation.evaluator_id,
-        Evaluation.evaluator_type,
-        Evaluation.evaluator_version,
-        Evaluation.initial_classification,
-        Evaluation.classification,
-        Evaluation.reevaluated,
-        Review.id,
-        Review.classification,
-        Review.resolution_classification,
-        utc_day(session, Review.created_at),
-    )
-    scales = _scales(session, project_id)
-    by_review = select(*columns).join(Review, Review.id == Evaluation.review_id)
-    by_spot_check = (
-        select(*columns).join(Review, Review.subject_id == Evaluation.id).where(Review.kind == "spot_check")
-    )
-    found: dict[tuple[str, str, int], dict[str, dict[str, Any]]] = defaultdict(dict)
-    for statement in (by_review, by_spot_check):
-        statement = statement.where(
-            Evaluation.project_id == project_id, Review.status == "resolved", Review.resolved_by == "human"
-        )
-        if evaluator_type:
-            statement = statement.where(Evaluation.evaluator_type == evaluator_type)
-        if created_from:
-            statement = statement.where(Review.created_at >= created_from)
-        if created_to:
-            statement = statement.where(Review.created_at < created_to)
-        for row in session.execute(statement).all():
-            (
-                evaluator_id,
-                name,
-                version,
-                initial,
-                final,
-                reevaluated,
-                review_id,
-                queued,
-                human,
-                day,
-            ) = row
-            first = initial if reevaluated and initial is not None else (final or queued)
-            found[(evaluator_id, name, version)][review_id] = {
-                "first": first,
-                "reevaluated": (final or queued) if reevaluated else None,
-                "human": human or "",
-                "day": day,
-                "options": scales.get(name, ([], False))[0],
-            }
-    return {key: list(rows.values()) for key, rows in found.items()}
+class _Verdicts:
+    """The judge's verdicts against people's decisions, counted: its first verdict's (judge, person) pairs, and
+    its re-evaluation's where it re-evaluated."""
+
+    def __init__(self) -> None:
+        self.first: Counter[tuple[str, str]] = Counter()
+        self.with_memory: Counter[tuple[str, str]] = Counter()
+
+    def add(self, first: str, reevaluated: str | None, human: str, n: int) -> None:
+        self.first[(first, human)] += n
+        if reevaluated is not None:
+            self.with_memory[(reevaluated, human)] += n
+
+    @property
+    def items(self) -> int:
+        return sum(self.first.values())
+
+
+def _judged(tally: Tally) -> dict[tuple[str, str, int], _Verdicts]:
+    """Per evaluator version (in name and version order), the reviews a person resolved on its verdicts (the
+    review it queued, or a spot check of its automatic decision)."""
+    found: defaultdict[tuple[str, str, int], _Verdicts] = defaultdict(_Verdicts)
+    for (evaluator_id, name, version, _, first, reevaluated, human), n in tally.judged.items():
+        found[(evaluator_id, name, version)].add(first, reevaluated, human, n)
+    return dict(sorted(found.items(), key=lambda kv: (kv[0][1], kv[0][2])))
 
 
 def compute_trend(
@@ -354,9 +257,19 @@ def compute_trend(
     """Agreement over time: per bucket of reviews' creation, inter-reviewer alpha (with its interval and n),
     and the judge's first verdict and re-evaluation with memory against people (accuracy, Cohen's kappa with
     its interval, n), with the number of controls the evaluator had by the bucket's end."""
-    data = _Decisions(
+    gathered = agreement_days.gather(
         session, project_id, evaluator_type=evaluator_type, created_from=created_from, created_to=created_to
     )
+    return trend_of(
+        session, gathered.tally, project_id=project_id, evaluator_type=evaluator_type, bucket=bucket
+    )
+
+
+def trend_of(
+    session: Session, tally: Tally, *, project_id: str, evaluator_type: str | None, bucket: Bucket
+) -> dict[str, Any]:
+    """The agreement trend of the reviews ``tally`` counted."""
+    data = _Decisions(tally, _scales(session, project_id))
     days_of: dict[date, set[str]] = defaultdict(set)
     for day in data.days:
         days_of[_bucket_start(date.fromisoformat(day), bucket)].add(day)
@@ -373,21 +286,27 @@ def compute_trend(
                 "krippendorff_alpha": alpha_estimate(counts, level=data.level),
             }
         )
-    judged = _judged(
-        session, project_id, evaluator_type=evaluator_type, created_from=created_from, created_to=created_to
-    )
     controls = _control_days(session, project_id, evaluator_type=evaluator_type)
-    series = []
-    for (evaluator_id, name, version), rows in sorted(judged.items(), key=lambda kv: (kv[0][1], kv[0][2])):
-        series.append(
-            {
-                "evaluator_id": evaluator_id,
-                "evaluator_type": name,
-                "version": version,
-                "points": _judge_points(rows, bucket, controls, {name}),
-            }
+    # Per evaluator version and bucket, and per bucket for all versions pooled.
+    by_version: defaultdict[tuple[str, str, int], defaultdict[date, _Verdicts]] = defaultdict(
+        lambda: defaultdict(_Verdicts)
+    )
+    pooled: defaultdict[date, _Verdicts] = defaultdict(_Verdicts)
+    for (evaluator_id, name, version, day, first, reevaluated, human), n in tally.judged.items():
+        start = _bucket_start(date.fromisoformat(day), bucket)
+        by_version[(evaluator_id, name, version)][start].add(first, reevaluated, human, n)
+        pooled[start].add(first, reevaluated, human, n)
+    series = [
+        {
+            "evaluator_id": evaluator_id,
+            "evaluator_type": name,
+            "version": version,
+            "points": _judge_points(buckets, bucket, controls, {name}),
+        }
+        for (evaluator_id, name, version), buckets in sorted(
+            by_version.items(), key=lambda kv: (kv[0][1], kv[0][2])
         )
-    pooled = [row for rows in judged.values() for row in rows]
+    ]
     return {
         "project_id": project_id,
         "evaluator_type": evaluator_type,
@@ -395,7 +314,7 @@ def compute_trend(
         "level": data.level,
         "inter_reviewer": inter,
         "judge_vs_human": series,
-        "judge_vs_human_all": _judge_points(pooled, bucket, controls, {name for _, name, _ in judged}),
+        "judge_vs_human_all": _judge_points(pooled, bucket, controls, {name for _, name, _ in by_version}),
     }
 
 
@@ -415,44 +334,41 @@ def _control_days(session: Session, project_id: str, *, evaluator_type: str | No
 
 
 def _judge_points(
-    rows: list[dict[str, Any]], bucket: Bucket, controls: dict[str, list[str]], names: set[str]
+    buckets: dict[date, _Verdicts], bucket: Bucket, controls: dict[str, list[str]], names: set[str]
 ) -> list[dict[str, Any]]:
-    by_bucket: dict[date, list[dict[str, Any]]] = defaultdict(list)
-    for row in rows:
-        by_bucket[_bucket_start(date.fromisoformat(row["day"]), bucket)].append(row)
     points = []
-    for start in sorted(by_bucket):
+    for start in sorted(buckets):
         end = _next_bucket(start, bucket).isoformat()  # controls made before this day
-        within = by_bucket[start]
+        within = buckets[start]
         points.append(
             {
                 "start": start.isoformat(),
-                "items": len(within),
+                "items": within.items,
                 "controls": sum(bisect.bisect_left(controls.get(name, []), end) for name in names),
-                "first": _judge_estimate([(r["first"], r["human"]) for r in within]),
-                "with_memory": _judge_estimate(
-                    [(r["reevaluated"], r["human"]) for r in within if r["reevaluated"] is not None]
-                ),
+                "first": _judge_estimate(within.first),
+                "with_memory": _judge_estimate(within.with_memory),
             }
         )
     return points
 
 
-def _judge_estimate(pairs: list[tuple[str, str]]) -> dict[str, Any]:
-    """Accuracy and Cohen's kappa (with its bootstrap interval) of the judge's verdicts against people's."""
-    labels = sorted({label for pair in pairs for label in pair})
+def _judge_estimate(pairs: Counter[tuple[str, str]]) -> dict[str, Any]:
+    """Accuracy and Cohen's kappa (with its bootstrap interval) of the judge's verdicts against people's,
+    counted as (judge, person) pairs."""
+    labels = sorted({label for pair, n in pairs.items() if n for label in pair})
     index = {label: i for i, label in enumerate(labels)}
     k = len(labels)
     table = np.zeros(k * k, dtype=float)
-    for judged, human in pairs:
-        table[index[judged] * k + index[human]] += 1
-    value = float(_kappa_of_tables(table.reshape(k, k))) if pairs and k >= 2 else None
+    for (judged, human), n in pairs.items():
+        table[index[judged] * k + index[human]] += n
+    items = sum(pairs.values())
+    value = float(_kappa_of_tables(table.reshape(k, k))) if items and k >= 2 else None
     resampled = (
         _kappa_of_tables(_resample_weights(table, BOOTSTRAP_SAMPLES, BOOTSTRAP_SEED).reshape(-1, k, k))
-        if value is not None and len(pairs) >= 2
+        if value is not None and items >= 2
         else None
     )
     return {
-        "accuracy": round(sum(j == h for j, h in pairs) / len(pairs), 4) if pairs else None,
-        "cohen_kappa": _estimate(value, resampled, len(pairs)),
+        "accuracy": round(sum(n for (j, h), n in pairs.items() if j == h) / items, 4) if items else None,
+        "cohen_kappa": _estimate(value, resampled, items),
     }

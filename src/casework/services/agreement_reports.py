@@ -1,16 +1,19 @@
 """Agreement reports kept in the database: what the agreement endpoints serve, refreshed in the background.
 
-Computing a report reads every decision in scope (the per-reviewer median time to decide alone reads them all),
-seconds at 100,000 reviews, and in a live project decisions keep arriving, so a report computed on request
-would be computed on almost every request. Instead each report a lead asks for (one per scope: evaluator,
-dates, options) is stored with the time of the data it was computed from (``as_of``) and the project's marker
-then (the position of its latest event in the log). After the project's events a debounced job (one per due
+A report is computed from the tallies of its days (casework.services.agreement_days): tens of milliseconds for a
+scope nobody asked for before, plus its statistics, whatever the number of reviews. In a live project decisions
+keep arriving, so each report a lead asks for (one per scope: evaluator, dates, options) is stored with the time
+of the data it was computed from (``as_of``) and the project's marker then (the position of its latest event in
+the log), and a request answers the stored one at once. After the project's events a debounced job (one per due
 time: its dedupe key names the window it is due at, the end of the current ``REFRESH_SECONDS`` window, or later
-when the last refresh was costly) recomputes the reports asked for lately and keeps each one only when it is
-newer than the one stored, so any number of API and worker processes may compute and store at once. A request
-reads one row and the marker: it answers the stored report with its ``as_of``, whether events came after it
-(``stale``) and how many (``events_since``, counting events committed but not yet given a position); only a
-scope asked for the first time is computed on request.
+when the last refresh was costly) first counts again the days those events changed (and any day not yet
+counted: a project with people's decisions gets its day tallies whether or not anyone asked for a report yet, so
+a lead's first question is answered from them), then recomputes the reports asked for lately and keeps each one
+only when it is newer than the one stored, so any number of API and worker processes may compute and store at
+once. A request reads one row and the marker: it answers the stored report with its ``as_of``, whether events
+came after it (``stale``) and how many (``events_since``, counting events committed but not yet given a
+position); only a scope asked for the first time is computed on request, from the kept day tallies and its
+part-days (and any day changed since the last refresh) counted from the rows.
 
 The marker is the position of the project's latest event, not its sequence number: on PostgreSQL a sequence
 number is taken before its transaction commits, so a change can become visible under a number lower than the
@@ -37,7 +40,7 @@ from sqlalchemy.orm import Session
 from casework.db.dialect import insert_ignoring_conflict
 from casework.db.models import AgreementReport, Event
 from casework.db.types import utcnow
-from casework.services import agreement
+from casework.services import agreement, agreement_days
 from casework.services.auth import Principal
 from casework.services.jobs import queue_job
 from casework.services.projects import get_project
@@ -226,9 +229,12 @@ def serve(session: Session, *, principal: Principal, project_id: str, scope: Sco
 
 def keep(session: Session, *, project_id: str, served: Served) -> None:
     """Store a report computed on request (unless a newer one is stored meanwhile), or mark a stored one asked
-    for; a stale one asked for again after a while is queued for a refresh."""
+    for; a stale one asked for again after a while is queued for a refresh, and so is the project when the
+    report read days without a current tally (after an upgrade: the days counted before this version)."""
     if served.to_store is not None:
         store(session, project_id=project_id, scope=served.scope, computed=served.to_store, requested=True)
+        if agreement_days.needs_refresh(session, project_id):
+            queue_refresh(session, project_id)
     elif served.mark_requested:
         session.execute(
             update(AgreementReport)
@@ -280,17 +286,18 @@ def _asked_lately(project_id: str) -> Any:
 
 
 def queue_refresh(session: Session, project_id: str) -> bool:
-    """Queue the project's refresh, when it has reports asked for lately: due at the end of the current window,
-    or later when its last refresh was costly (one job per due time, whoever asks)."""
+    """Queue the project's refresh, when it has reports asked for lately or days whose tally is not current: due
+    at the end of the current window, or later when its last refresh was costly (one job per due time, whoever
+    asks)."""
     latest, cost = session.execute(
         select(func.max(AgreementReport.as_of), func.sum(AgreementReport.computed_seconds)).where(
             _asked_lately(project_id)
         )
     ).one()
-    if latest is None:
+    if latest is None and not agreement_days.needs_refresh(session, project_id):
         return False
     now = utcnow().timestamp()
-    earliest = max(now, latest.timestamp() + 2 * float(cost or 0.0))
+    earliest = now if latest is None else max(now, latest.timestamp() + 2 * float(cost or 0.0))
     window = math.floor(earliest / REFRESH_SECONDS) + 1
     return queue_job(
         session,

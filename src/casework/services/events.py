@@ -1,8 +1,9 @@
 """Writing and reading the event log: the one place a state change of the loop is recorded.
 
-``emit`` writes the event in the caller's transaction, keeps the review counts that follow from it, and marks
-the transaction so that, once it commits, this process's worker is woken (casework.db.engine). Whatever else
-reacts to the event (the memory pass, webhooks, integrations) is a subscriber reading the log later.
+``emit`` writes the event in the caller's transaction, keeps what follows from it in the same transaction (the
+review counts, the daily roll-ups, agreement's day tallies marked to count again), and marks the transaction so
+that, once it commits, this process's worker is woken (casework.db.engine). Whatever else reacts to the event
+(the memory pass, webhooks, integrations) is a subscriber reading the log later.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from casework.db.types import utcnow
 from casework.errors import InvalidCursor, ValidationFailed
 from casework.events import ADMIN_ONLY, EventType
 from casework.ids import new_id
-from casework.services import review_counts, rollups
+from casework.services import agreement_days, review_counts, rollups
 from casework.services.auth import Principal, Role
 from casework.services.pagination import decode_cursor, encode_cursor, to_json_time
 from casework.services.projects import get_project
@@ -38,6 +39,16 @@ _CHANGES_STATUS = frozenset(
     }
 )
 _ROLLED_UP = frozenset({EventType.review_created, EventType.review_resolved, EventType.control_created})
+# The review events that can change what agreement reads (a submitted decision, a review's status or resolution):
+# agreement_days.follow marks the review's day to count again when people took part.
+_CHANGES_AGREEMENT = frozenset(
+    {
+        EventType.review_decision_submitted,
+        EventType.review_needs_adjudication,
+        EventType.review_resolved,
+        EventType.review_reopened,
+    }
+)
 
 
 def emit(
@@ -73,6 +84,8 @@ def emit(
         review_counts.follow(session, project_id, before=before, after=data)
     if project_id is not None and type in _ROLLED_UP:
         rollups.follow(session, type.value, project_id=project_id, data=data)
+    if object_type == "review" and project_id is not None and type in _CHANGES_AGREEMENT:
+        agreement_days.follow(session, project_id, before=before, after=data)
     mark_for_wake(session)
     return event_id
 

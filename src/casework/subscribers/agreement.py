@@ -1,6 +1,6 @@
-"""The stored agreement reports follow the project's events: any event of a project with reports asked for lately
-queues its refresh (casework.services.agreement_reports), debounced: one job per project and window, whichever
-batch of events asks first."""
+"""Agreement follows the project's events: any event of a project with reports asked for lately, or with days
+whose tally its decisions made out of date, queues its refresh (casework.services.agreement_reports), debounced:
+one job per project and window, whichever batch of events asks first."""
 
 from __future__ import annotations
 

@@ -51,7 +51,10 @@ class ReviewerAgreement(BaseModel):
     decisions: int
     agreement_with_final: float | None = Field(description="Share of their decisions equal to the final one.")
     decided_reviews: int = Field(description="Their decisions on reviews that are resolved.")
-    median_seconds_to_decide: float = Field(description="From the review's creation to their decision.")
+    median_seconds_to_decide: float = Field(
+        description="From the review's creation to their decision: the median of their decisions' times, each to "
+        "the millisecond."
+    )
 
 
 class JudgeComparison(BaseModel):
