@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -179,11 +180,44 @@ def test_human_decisions_are_replayed_into_evidence_from_the_controls_before_the
     assert replayed[1].score < 0.99  # one earlier look-alike, not itself (which would be identical)
 
 
+def test_a_control_corrected_while_memory_was_deciding_decides_nothing(
+    admin: httpx.Client, project_id: str, database: Database, settled: Callable[[], None]
+) -> None:
+    """Memory's pass reads memory, then settles what it concluded: a control corrected in between must not
+    resolve a review (or suggest) with the classification it no longer has."""
+    ids = [queue(admin, project_id, q, r) for q, r in GUARANTEED[:2]]
+    control_id = str(decide(admin, ids[0]).json()["control_id"])
+    settled()
+    concluded = MemoryDecision(
+        classification="non_compliant",
+        confidence=0.99,
+        score=0.9,
+        explanation="Like a decided case.",
+        votes=[{"control_id": control_id, "score": 0.9, "classification": "non_compliant"}],
+        decides_alone=True,
+    )
+    admin.patch(f"/api/v1/controls/{control_id}", json={"classification": "compliant"}).raise_for_status()
+    settled()
+    before = review(admin, ids[1])
+    with database.transaction() as session:
+        assert settle_by_memory(session, review_id=ids[1], decision=concluded) == "skipped"
+    after = review(admin, ids[1])
+    assert after["status"] == "pending" and after["suggestion"] == before["suggestion"]
+    with database.transaction() as session:  # what the control says now may decide
+        now = replace(
+            concluded,
+            classification="compliant",
+            votes=[{**concluded.votes[0], "classification": "compliant"}],
+        )
+        assert settle_by_memory(session, review_id=ids[1], decision=now) == "resolved"
+
+
 def test_correcting_or_retiring_a_control_reopens_what_memory_resolved_with_it(
     admin: httpx.Client, project_id: str, database: Database, runner: Any, settled: Callable[[], None]
 ) -> None:
     trusted(database, runner, project_id)
     control_id, ids = memory_resolves_look_alikes(admin, project_id)
+    settled()  # the first decision's background work done: what follows is the correction's alone
     admin.patch(f"/api/v1/controls/{control_id}", json={"classification": "compliant"}).raise_for_status()
     settled()
     for other in ids[1:]:

@@ -17,7 +17,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from casework.db.dialect import insert_ignoring_conflict
-from casework.db.models import Decision, DecisionControl, Project, Review, Run
+from casework.db.models import Control, Decision, DecisionControl, Project, Review, Run
 from casework.db.types import utcnow
 from casework.errors import (
     CaseworkError,
@@ -744,6 +744,24 @@ class MemoryDecision:
         }
 
 
+def _votes_hold(session: Session, decision: MemoryDecision) -> bool:
+    """Whether every control memory's conclusion rests on is still active and says what it voted. A pass reads
+    memory, then settles what it concluded, later: a control corrected or retired in between must not decide
+    (or suggest) with what it no longer says. Its correction re-opens what it decided and that is decided again
+    (casework.subscribers.memory_pass); a review it had not decided yet stays with the people."""
+    voted = {str(vote["control_id"]): vote.get("classification") for vote in decision.votes}
+    if not voted:
+        return True
+    holding = dict(
+        session.execute(
+            select(Control.id, Control.classification).where(
+                Control.id.in_(list(voted)), Control.status == "active"
+            )
+        ).all()
+    )
+    return all(holding.get(control_id) == classification for control_id, classification in voted.items())
+
+
 def settle_by_memory(session: Session, *, review_id: str, decision: MemoryDecision) -> str:
     """Apply memory's conclusion to a pending review: resolve it when memory may decide alone and nobody has
     it open, else attach (or refresh) the suggestion. Returns "resolved", "suggested" or "skipped" (a person got
@@ -757,6 +775,8 @@ def settle_by_memory(session: Session, *, review_id: str, decision: MemoryDecisi
     if review is None or not memory_may_settle(review):
         return "skipped"
     if decision.classification not in review.options:
+        return "skipped"
+    if not _votes_hold(session, decision):
         return "skipped"
     tier = risk_tiers.tier_of(session, review.project_id, review.tier)
     alone = decision.decides_alone and risk_tiers.memory_may_decide(tier, decision.classification)
