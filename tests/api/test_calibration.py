@@ -231,9 +231,22 @@ def test_memory_never_settles_a_review_with_decisions_in_or_waiting_for_a_lead(
             reviewer.post(
                 f"/api/v1/hitl/reviews/{split['id']}/feedback", json=decision(name, choice)
             ).raise_for_status()
+    control = admin.post(
+        "/api/v1/controls",
+        json={
+            "project_id": project_id,
+            "evaluator_type": POLICY_EVALUATOR["name"],
+            "classification": "compliant",
+            "reasoning": "Offering to look into a limit is fine.",
+            "reviewer": "lead@bank.example",
+        },
+    )
+    assert control.status_code == 201, control.text
     with database.transaction() as session:
         outcomes = [
-            settle_by_memory(session, review_id=r["id"], decision=memory_says("compliant", "ctl_x"))
+            settle_by_memory(
+                session, review_id=r["id"], decision=memory_says("compliant", control.json()["id"])
+            )
             for r in (partial, split, untouched)
         ]
     assert outcomes == ["skipped", "skipped", "resolved"]

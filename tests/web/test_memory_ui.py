@@ -13,7 +13,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from casework.db.engine import Database
-from casework.db.models import Review
+from casework.db.models import Control, Review
 from casework.db.types import utcnow
 from casework.services.reviews import MemoryDecision, settle_by_memory
 from tests.support import POLICY_EVALUATOR, Tenant, enqueue, give_evidence, make_project, wait_for
@@ -69,12 +69,13 @@ def memory_concludes(
     control_id: str | None = None,
     explanation: str | None = None,
 ) -> str:
-    """What the memory pass does with its conclusion: resolve the review, or attach it as a suggestion."""
-    votes = (
-        [{"control_id": control_id, "score": confidence, "classification": classification}]
-        if control_id
-        else []
-    )
+    """What the memory pass does with its conclusion: resolve the review, or attach it as a suggestion. The
+    control votes with what it says (memory settles nothing on a vote its control no longer backs)."""
+    votes = []
+    if control_id:
+        with database.transaction(write=False) as session:
+            said = session.get_one(Control, control_id).classification
+        votes = [{"control_id": control_id, "score": confidence, "classification": said}]
     decision = MemoryDecision(
         classification,
         confidence,
