@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib
 import sys
 
+from bench.results import note_start
+
 BENCHMARKS = [
     "startup",
     "review_queue",
@@ -21,4 +23,5 @@ BENCHMARKS = [
 if __name__ == "__main__":
     for name in sys.argv[1:] or BENCHMARKS:
         print(f"== bench/{name}.py")
+        note_start()
         importlib.import_module(f"bench.{name}").main()

@@ -26,6 +26,7 @@ from bench.results import (
     casework_server,
     free_port,
     halueval_rows,
+    measured_commit,
     measures_table,
     milliseconds,
     percentile,
@@ -232,9 +233,6 @@ def run(webhooks: bool) -> Run:
 def main() -> None:
     off = run(webhooks=False)
     on = run(webhooks=True)
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-    ).stdout.strip()
     api_off = percentile(off.latencies, 0.99)
     api_on = percentile(on.latencies, 0.99)
     rows = [
@@ -254,7 +252,7 @@ def main() -> None:
     table = measures_table(rows)
     print(table)
     note = (
-        f"Measured at commit {commit}. `casework serve --workers {WORKERS}` on SQLite, "
+        f"Measured at {measured_commit()}. `casework serve --workers {WORKERS}` on SQLite, "
         + (
             "with one `casework worker` process beside it (it delivers, and runs the memory pass and replays), "
             if TOPOLOGY == "separate"

@@ -47,8 +47,21 @@ def machine() -> str:
     return f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
+# The commit a benchmark started on (bench/__main__.py notes it): a run takes minutes, and HEAD may move
+# meanwhile (a merge during one was recorded as the code it measured).
+_STARTED: dict[str, str] = {}
+
+
+def note_start() -> None:
+    _STARTED["commit"] = _current_commit()
+
+
 def measured_commit() -> str:
     """The commit whose code was measured: its short hash, and whether the tree had changes on top of it."""
+    return _STARTED.get("commit") or _current_commit()
+
+
+def _current_commit() -> str:
     root = RESULTS.parent.parent
 
     def git(*args: str) -> str:
