@@ -55,6 +55,12 @@ _MARKED = "casework_agreement_days_marked"
 _TABLE: Table = AgreementDay.__table__  # type: ignore[assignment]
 
 Claimed = tuple[str, str, int]  # (evaluator_type, day, version)
+# One day's row, by bound parameters: for the statements that write many days at once.
+_ONE_DAY = (
+    (_TABLE.c.project_id == bindparam("b_project"))
+    & (_TABLE.c.evaluator_type == bindparam("b_evaluator"))
+    & (_TABLE.c.day == bindparam("b_day"))
+)
 
 
 def day_of(moment: datetime | str) -> str:
@@ -190,13 +196,7 @@ def claim(session: Session, *, project_id: str) -> list[Claimed]:
     claimed = [(evaluator_type, day, version + 1) for evaluator_type, day, version in rows]
     if claimed:
         session.execute(
-            update(_TABLE)
-            .where(
-                _TABLE.c.project_id == bindparam("b_project"),
-                _TABLE.c.evaluator_type == bindparam("b_evaluator"),
-                _TABLE.c.day == bindparam("b_day"),
-            )
-            .values(dirty=False, version=bindparam("b_version")),
+            update(_TABLE).where(_ONE_DAY).values(dirty=False, version=bindparam("b_version")),
             [{"b_project": project_id, "b_evaluator": e, "b_day": d, "b_version": v} for e, d, v in claimed],
         )
     return claimed
@@ -251,9 +251,7 @@ def keep(session: Session, *, project_id: str, counted: list[tuple[Claimed, dict
     session.execute(
         update(_TABLE)
         .where(
-            _TABLE.c.project_id == bindparam("b_project"),
-            _TABLE.c.evaluator_type == bindparam("b_evaluator"),
-            _TABLE.c.day == bindparam("b_day"),
+            _ONE_DAY,
             or_(_TABLE.c.summary_version.is_(None), _TABLE.c.summary_version < bindparam("b_version")),
         )
         .values(
