@@ -189,7 +189,7 @@ class Settings(BaseSettings):
     webhook_concurrency: int = Field(
         default=16,
         ge=1,
-        description="Webhook deliveries one worker sends at once (apart from its evaluation slots).",
+        description="Webhook endpoints one worker sends to at once, and requests in flight to each (apart from its evaluation slots).",
     )
     digest_every_seconds: float = Field(
         default=86400.0,

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from casework.db.engine import Database
-from casework.db.group_commit import Batched, GroupCommit
+from casework.db.group_commit import GroupCommit
 from casework.db.models import Workspace
 from casework.db.types import utcnow
 from casework.errors import Conflict
@@ -46,33 +46,3 @@ def test_one_failing_work_leaves_the_others_written(database: Database) -> None:
 
 def add_workspaces(session: Session, names: list[str]) -> list[str]:
     return [add_workspace(session, name=name) for name in names]
-
-
-def test_batched_calls_share_a_transaction_and_its_fate(database: Database) -> None:
-    """Calls made together are handled by one call of the function; when it raises, every call of that batch
-    gets the error and none of it is written, and the next batch goes on."""
-    batches: list[list[str]] = []
-
-    def handle(session: Session, names: list[str]) -> list[str]:
-        batches.append(list(names))
-        return add_workspaces(session, names)
-
-    async def main() -> tuple[list[object], list[object]]:
-        limiter = CapacityLimiter(1)
-        batched = Batched(database, lambda: limiter, handle, write=True)
-        together = await asyncio.gather(
-            *(batched.call(name) for name in ("bt-a", "bt-b", "bt-c")), return_exceptions=True
-        )
-        failing = await asyncio.gather(
-            *(batched.call(name) for name in ("bt-d", "bad-e")), return_exceptions=True
-        )
-        return together, failing
-
-    with ThreadPoolExecutor(1) as pool:
-        together, failing = pool.submit(lambda: asyncio.run(main())).result()
-    assert together == ["bt-a", "bt-b", "bt-c"]
-    assert batches == [["bt-a", "bt-b", "bt-c"], ["bt-d", "bad-e"]]
-    assert all(isinstance(result, Conflict) for result in failing)
-    with database.transaction(write=False) as session:
-        names = set(session.execute(select(Workspace.name).where(Workspace.name.like("bt-%"))).scalars())
-    assert names == {"bt-a", "bt-b", "bt-c"}

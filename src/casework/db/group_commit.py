@@ -1,5 +1,4 @@
-"""Group commit: many callers' small write transactions, committed together; and batched calls, many callers'
-items handled by one function in one transaction.
+"""Group commit: many callers' small write transactions, committed together.
 
 Each evaluation ends in one small write; on SQLite each commit waits for the disk (synchronous=FULL), so one
 commit per evaluation capped evaluations at the disk's commits per second (bench/memory.py: the write lock and
@@ -13,16 +12,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 from anyio import CapacityLimiter, to_thread
-from sqlalchemy.orm import Session
 
 from casework.db.engine import Database
 
 T = TypeVar("T")
-Item = TypeVar("Item")
-R = TypeVar("R")
 
 
 class GroupCommit:
@@ -78,55 +74,3 @@ class GroupCommit:
                 return True, function(session, **kwargs)
         except Exception as exc:
             return False, exc
-
-
-class Batched(Generic[Item, R]):
-    """Items that arrive while a batch is being handled wait for the next batch, and ``function(session, items)``
-    handles a whole batch in one transaction, returning one result per item, in order. Where GroupCommit shares
-    only the commit, this shares the statements too: one query for all, not one each. If the function raises,
-    every item of its batch gets the error (nothing of the batch was written)."""
-
-    def __init__(
-        self,
-        database: Database,
-        limiter: Callable[[], CapacityLimiter | None],
-        function: Callable[[Session, list[Item]], list[R]],
-        *,
-        write: bool,
-        max_batch: int = 200,
-    ) -> None:
-        self.database = database
-        self._limiter = limiter
-        self._function = function
-        self._write = write
-        self.max_batch = max_batch
-        self._waiting: list[tuple[Item, asyncio.Future[R]]] = []
-        self._runner: asyncio.Task[None] | None = None
-
-    async def call(self, item: Item) -> R:
-        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
-        self._waiting.append((item, future))
-        if self._runner is None or self._runner.done():
-            self._runner = asyncio.get_running_loop().create_task(self._drain())
-        return await future
-
-    async def _drain(self) -> None:
-        while self._waiting:
-            batch, self._waiting = self._waiting[: self.max_batch], self._waiting[self.max_batch :]
-            items = [item for item, _ in batch]
-            try:
-                results = await to_thread.run_sync(self._handle, items, limiter=self._limiter())
-            except BaseException as exc:
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc if isinstance(exc, Exception) else RuntimeError(str(exc)))
-                if not isinstance(exc, Exception):
-                    raise
-                continue
-            for (_, future), result in zip(batch, results, strict=True):
-                if not future.done():
-                    future.set_result(result)
-
-    def _handle(self, items: list[Item]) -> list[R]:
-        with self.database.transaction(write=self._write) as session:
-            return self._function(session, items)

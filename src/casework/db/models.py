@@ -529,6 +529,9 @@ class WebhookEndpoint(Base):
     previous_secret: Mapped[str | None] = mapped_column(Text, default=None)
     previous_secret_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     failed_in_a_row: Mapped[int] = mapped_column(Integer, default=0)
+    # The job sending this endpoint's deliveries (casework.services.webhooks.wake_sender): one per endpoint,
+    # queued when it has deliveries to send and none is queued or running.
+    sender_job_id: Mapped[str | None] = mapped_column(String(40), default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     created_by: Mapped[str] = mapped_column(String(300))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -544,6 +547,14 @@ class WebhookDelivery(Base):
         UniqueConstraint("endpoint_id", "event_seq", name="uq_webhook_deliveries_endpoint_id_event_seq"),
         Index("ix_webhook_deliveries_chain", "endpoint_id", "ordering_key", "status", "event_position"),
         Index("ix_webhook_deliveries_endpoint_id_created_at", "endpoint_id", "created_at"),
+        # What an endpoint's sender reads next: its pending deliveries, in log order.
+        Index(
+            "ix_webhook_deliveries_pending",
+            "endpoint_id",
+            "event_position",
+            sqlite_where=text("status = 'pending'"),
+            postgresql_where=text("status = 'pending'"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)

@@ -59,10 +59,11 @@ def queue_job(
     payload: dict[str, Any] | None = None,
     dedupe_key: str | None = None,
     available_at: datetime | None = None,
+    job_id: str | None = None,
 ) -> bool:
     """Queue a job in the caller's transaction; False when ``dedupe_key`` names one that already exists."""
     values = {
-        "id": new_id("job"),
+        "id": job_id or new_id("job"),
         "kind": kind,
         "project_id": project_id,
         "payload": payload or {},

@@ -3,6 +3,11 @@
 An endpoint receives the events it subscribes to (``"*"`` for all) of its workspace, or of one project. Each
 event becomes one delivery per endpoint; deliveries about the same object (one review, one control) go out in
 event order, each waiting until the one before it has succeeded or failed for good. Every attempt is kept.
+
+Each endpoint has one sender job (``DELIVER``, named by the endpoint's ``sender_job_id``) while it has
+deliveries pending: it sends them in batches, records each batch in one transaction, and ends, or waits for the
+next retry's time, when none is due. Queueing deliveries and ending a sender both hold the endpoint's row
+locked, so a delivery is never left pending with no sender to send it.
 """
 
 from __future__ import annotations
@@ -11,15 +16,16 @@ import base64
 import ipaddress
 import json
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import Table, and_, bindparam, insert, or_, select, update
+from sqlalchemy import Table, and_, bindparam, func, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 
+from casework.db.engine import mark_for_wake
 from casework.db.models import Event, Job, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from casework.db.types import utcnow
 from casework.errors import DeliveryNotFound, ValidationFailed, WebhookNotFound
@@ -28,11 +34,15 @@ from casework.ids import new_id
 from casework.secrets import SecretBox
 from casework.services import events
 from casework.services.auth import Principal
-from casework.services.jobs import ClaimedJob, finish_job, held, queue_job, queue_jobs
+from casework.services.jobs import ClaimedJob, finish_job, held, queue_job
 from casework.services.pagination import decode_cursor, encode_cursor, to_json_time
 from casework.services.projects import get_project
 
 DELIVER = "webhook.deliver"
+# Deliveries a sender reads, sends and records at once.
+SEND_BATCH = 100
+# "pending", written out: SQLite uses a partial index only for a query that names its predicate's literal.
+_PENDING = text("webhook_deliveries.status = 'pending'")
 PREVIOUS_SECRET_HOURS = 24
 EXCERPT_CHARS = 1000
 
@@ -274,6 +284,15 @@ def _add_deliveries(session: Session, endpoint: WebhookEndpoint, wanted: Sequenc
     same object that is not over; those not waiting get their job."""
     if not wanted:
         return 0
+    # Locked first (the order every writer of deliveries keeps: endpoint, then deliveries), so that the
+    # endpoint's sender, which ends under the same lock, either sees these deliveries or has ended before
+    # wake_sender looks at it.
+    endpoint = session.execute(
+        select(WebhookEndpoint)
+        .where(WebhookEndpoint.id == endpoint.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one()
     busy: set[str] = set()
     done: set[int] = set()
     keys = sorted({event.object_id for event in wanted})
@@ -304,7 +323,6 @@ def _add_deliveries(session: Session, endpoint: WebhookEndpoint, wanted: Sequenc
                 ).scalars()
             )
     rows: list[dict[str, Any]] = []
-    jobs: list[tuple[str | None, dict[str, Any]]] = []
     now = utcnow()
     for event in wanted:
         if event.seq in done:
@@ -325,11 +343,10 @@ def _add_deliveries(session: Session, endpoint: WebhookEndpoint, wanted: Sequenc
                 "created_at": now,
             }
         )
-        if not ahead:
-            jobs.append((event.project_id, {"delivery_id": rows[-1]["id"]}))
     if rows:
         session.execute(insert(WebhookDelivery), rows)
-        queue_jobs(session, kind=DELIVER, items=jobs)
+        if any(row["status"] == "pending" for row in rows):
+            wake_sender(session, endpoint)
     return len(rows)
 
 
@@ -351,7 +368,41 @@ def _add_test_delivery(session: Session, endpoint: WebhookEndpoint, event: Event
         "created_at": utcnow(),
     }
     session.add(WebhookDelivery(**values))
-    queue_job(session, kind=DELIVER, project_id=event.project_id, payload={"delivery_id": values["id"]})
+    wake_sender(session, _locked(session, endpoint.id))
+
+
+def _locked(session: Session, endpoint_id: str) -> WebhookEndpoint:
+    return session.execute(
+        select(WebhookEndpoint)
+        .where(WebhookEndpoint.id == endpoint_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one()
+
+
+def wake_sender(session: Session, endpoint: WebhookEndpoint) -> None:
+    """Make sure the endpoint's sender will look at its pending deliveries now: the sender queued or running
+    stays (one that waits for a retry's time is brought forward), else a new one is queued. The caller holds
+    the endpoint's row locked."""
+    if endpoint.sender_job_id is not None:
+        job = session.execute(
+            select(Job).where(Job.id == endpoint.sender_job_id).execution_options(populate_existing=True)
+        ).scalar_one_or_none()
+        if job is not None and job.status in ("queued", "running"):
+            now = utcnow()
+            if job.status == "queued" and job.available_at > now:
+                job.available_at = now
+                mark_for_wake(session)
+            return  # a running sender looks for more, under the endpoint's lock, before it ends
+    job_id = new_id("job")
+    queue_job(
+        session,
+        kind=DELIVER,
+        project_id=endpoint.project_id,
+        payload={"endpoint_id": endpoint.id},
+        job_id=job_id,
+    )
+    endpoint.sender_job_id = job_id
 
 
 def _start_next(session: Session, delivery: WebhookDelivery) -> None:
@@ -361,9 +412,10 @@ def _start_next(session: Session, delivery: WebhookDelivery) -> None:
 
 
 def _start_next_of(session: Session, chains: set[tuple[str, str]]) -> None:
-    """These (endpoint, object) chains' deliveries in hand are over: the next one waiting in each may go. Read
-    after the settled deliveries were written: on PostgreSQL a delivery being queued behind one of them holds
-    its row locked (_add_deliveries) until it commits, so the write waited and this read sees the new one."""
+    """These (endpoint, object) chains' deliveries in hand are over: the next one waiting in each becomes
+    pending (its endpoint's sender, which settled these, sends it next). Read after the settled deliveries were
+    written: on PostgreSQL a delivery being queued behind one of them holds its row locked (_add_deliveries)
+    until it commits, so the write waited and this read sees the new one."""
     if not chains:
         return
     waiting = session.execute(
@@ -383,10 +435,9 @@ def _start_next_of(session: Session, chains: set[tuple[str, str]]) -> None:
         session.execute(
             update(WebhookDelivery)
             .where(WebhookDelivery.id.in_(list(going.values())))
-            .values(status="pending")
+            .values(status="pending", next_attempt_at=None)
             .execution_options(synchronize_session=False)
         )
-        queue_jobs(session, kind=DELIVER, items=[(None, {"delivery_id": d}) for d in going.values()])
 
 
 # --- sending (the deliver job) ------------------------------------------------------------------------------------
@@ -401,63 +452,41 @@ class Outgoing:
     secrets: list[str]  # current first, then the previous one while it is still valid
 
 
-def outgoing(session: Session, *, delivery_ids: Sequence[str], box: SecretBox) -> dict[str, Outgoing | None]:
-    """What to send for each of these deliveries, in one read (the deliver jobs running at once ask together);
-    None for one with nothing to send: it is over, or its endpoint is disabled (then :func:`not_sendable`
-    settles it). An event going to several endpoints is rendered once, and each endpoint's secret opened once."""
-    rows = session.execute(
-        select(
-            WebhookDelivery.id,
-            WebhookDelivery.status,
-            WebhookEndpoint.enabled,
-            WebhookEndpoint.url,
-            WebhookEndpoint.secret,
-            WebhookEndpoint.previous_secret,
-            WebhookEndpoint.previous_secret_expires_at,
-            Event,
-        )
-        .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
-        .join(Event, Event.seq == WebhookDelivery.event_seq)
-        .where(WebhookDelivery.id.in_(list(delivery_ids)))
-    ).all()
-    found: dict[str, Outgoing | None] = dict.fromkeys(delivery_ids)
-    bodies: dict[int, bytes] = {}
-    opened: dict[str, str] = {}
+def due(session: Session, *, endpoint_id: str, box: SecretBox, limit: int = SEND_BATCH) -> list[Outgoing]:
+    """The endpoint's next deliveries to send: pending, due (a retry waits for its time), in log order, at
+    most one per object (the rest of a chain waits), each rendered; none when the endpoint is disabled (or
+    gone). One read; each event rendered once and each secret opened once."""
+    endpoint = session.get(WebhookEndpoint, endpoint_id)
+    if endpoint is None or not endpoint.enabled:
+        return []
     now = utcnow()
-    for delivery_id, status, enabled, url, secret, previous, previous_expires, event in rows:
-        if status != "pending" or not enabled:
-            continue
-        if event.seq not in bodies:
-            record = events.event_record(event)
-            bodies[event.seq] = _json_bytes(
-                {"type": record["type"], "timestamp": record["timestamp"], "data": record["data"]}
-            )
-        sealed = [secret] + ([previous] if previous and previous_expires and previous_expires > now else [])
-        for value in sealed:
-            if value not in opened:
-                opened[value] = box.open(value)
-        found[delivery_id] = Outgoing(
-            delivery_id=delivery_id,
-            url=url,
-            event_id=event.id,
-            body=bodies[event.seq],
-            secrets=[opened[value] for value in sealed],
+    rows = session.execute(
+        select(WebhookDelivery.id, Event)
+        .join(Event, Event.seq == WebhookDelivery.event_seq)
+        .where(
+            WebhookDelivery.endpoint_id == endpoint_id,
+            _PENDING,
+            or_(WebhookDelivery.next_attempt_at.is_(None), WebhookDelivery.next_attempt_at <= now),
         )
+        .order_by(WebhookDelivery.event_position)
+        .limit(limit)
+    ).all()
+    if not rows:
+        return []
+    sealed = [endpoint.secret] + (
+        [endpoint.previous_secret]
+        if endpoint.previous_secret
+        and endpoint.previous_secret_expires_at
+        and endpoint.previous_secret_expires_at > now
+        else []
+    )
+    secrets_ = [box.open(value) for value in sealed]
+    found = []
+    for delivery_id, event in rows:
+        record = events.event_record(event)
+        body = _json_bytes({"type": record["type"], "timestamp": record["timestamp"], "data": record["data"]})
+        found.append(Outgoing(delivery_id, endpoint.url, event.id, body, secrets_))
     return found
-
-
-def not_sendable(session: Session, *, claimed: ClaimedJob, delivery_id: str) -> None:
-    """The delivery's job ends without sending: the delivery is over already, or its endpoint is disabled (then
-    it fails, and the next one about its object is let go)."""
-    delivery = session.get(WebhookDelivery, delivery_id)
-    if delivery is not None and delivery.status == "pending":
-        endpoint = session.get_one(WebhookEndpoint, delivery.endpoint_id)
-        if not endpoint.enabled:
-            delivery.status = "failed"
-            delivery.last_error = f"not sent: the endpoint is disabled ({endpoint.disabled_reason})"
-            delivery.finished_at = utcnow()
-            _start_next(session, delivery)
-    finish_job(session, claimed=claimed)
 
 
 def _json_bytes(value: Any) -> bytes:
@@ -476,27 +505,121 @@ class AttemptResult:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
-def record_attempt(
+def settle(
     session: Session,
     *,
     claimed: ClaimedJob,
-    delivery_id: str,
-    result: AttemptResult,
-    last_attempt: bool,
+    endpoint_id: str,
+    sent: Sequence[tuple[str, AttemptResult]],
+    retry_delay: Callable[[int], float],
+    max_attempts: int,
     disable_after: int,
+    yield_now: bool = False,
 ) -> str:
-    """Keep the attempt, and settle the delivery when it is over. Returns "succeeded", "failed" (for good),
-    "retry" or "lost" (this worker's lease ran out: another attempt is someone else's)."""
+    """Record a sender's batch (``sent``: (delivery id, result) pairs) and say what the sender does next, in one
+    transaction under the endpoint's lock. Returns "more" (deliveries are due: go on), "later" (the job is
+    queued again: for the next retry's time, or at once when ``yield_now`` asks it to give its slot to
+    others), "done" (nothing pending: the job is over) or "lost" (this worker's lease ran out: nothing was
+    recorded, another worker sends these again).
+
+    A delivery that failed is tried again after ``retry_delay(attempts made)`` seconds, up to
+    ``max_attempts`` attempts; 410 disables the endpoint at once, and ``disable_after`` deliveries in a row
+    failing every attempt disable it too. A disabled endpoint's pending deliveries fail, not sent."""
+    endpoint = session.execute(
+        select(WebhookEndpoint)
+        .where(WebhookEndpoint.id == endpoint_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one_or_none()
     job = held(session, claimed.id, claimed.token)
     if job is None:
         return "lost"
-    delivery = session.get_one(WebhookDelivery, delivery_id)
-    # Locked: two deliveries failing at once must both count (on PostgreSQL two workers would otherwise each
-    # read the same count and write it plus one).
-    endpoint = session.get_one(
-        WebhookEndpoint, delivery.endpoint_id, with_for_update=True, populate_existing=True
-    )
     now = utcnow()
+    if endpoint is None:  # deleted, with its deliveries
+        job.status, job.finished_at, job.lease_token = "done", now, None
+        return "done"
+    succeeded = [delivery_id for delivery_id, result in sent if result.succeeded]
+    if succeeded:
+        _settle_succeeded(session, [(d, r) for d, r in sent if r.succeeded], now)
+        endpoint.failed_in_a_row = 0
+    for delivery_id, result in sent:
+        if not result.succeeded:
+            _settle_failed(
+                session, endpoint, delivery_id, result, now, retry_delay, max_attempts, disable_after
+            )
+    if not endpoint.enabled:
+        _fail_unsent(session, endpoint)
+    pending = session.execute(
+        select(
+            func.count(),
+            func.min(WebhookDelivery.next_attempt_at),
+            func.count().filter(
+                or_(WebhookDelivery.next_attempt_at.is_(None), WebhookDelivery.next_attempt_at <= now)
+            ),
+        ).where(WebhookDelivery.endpoint_id == endpoint_id, _PENDING)
+    ).one()
+    count, next_at, due_now = pending
+    if due_now and not yield_now:
+        return "more"
+    job.lease_token = None
+    if count:
+        # Queued again (its attempts start over: only a sender whose worker died counts against it).
+        job.status, job.attempts = "queued", 0
+        job.available_at = now if due_now or next_at is None else max(next_at, now)
+        return "later"
+    job.status, job.finished_at = "done", now
+    endpoint.sender_job_id = None
+    return "done"
+
+
+def _settle_succeeded(session: Session, sent: Sequence[tuple[str, AttemptResult]], now: datetime) -> None:
+    ids = [delivery_id for delivery_id, _ in sent]
+    session.execute(
+        insert(WebhookAttempt),
+        [
+            {
+                "delivery_id": delivery_id,
+                "attempted_at": now,
+                "status_code": result.status_code,
+                "latency_ms": round(result.latency_ms, 1),
+                "response_excerpt": result.response_excerpt,
+                "error": None,
+            }
+            for delivery_id, result in sent
+        ],
+    )
+    deliveries = WebhookDelivery.__table__
+    assert isinstance(deliveries, Table)
+    session.connection().execute(
+        update(deliveries)
+        .where(deliveries.c.id == bindparam("delivery"))
+        .values(
+            attempts=deliveries.c.attempts + 1,
+            last_status_code=bindparam("code"),
+            last_error=None,
+            status="succeeded",
+            next_attempt_at=None,
+            finished_at=now,
+        ),
+        [{"delivery": delivery_id, "code": result.status_code} for delivery_id, result in sent],
+    )
+    settled = session.execute(
+        select(WebhookDelivery.endpoint_id, WebhookDelivery.ordering_key).where(WebhookDelivery.id.in_(ids))
+    ).all()
+    _start_next_of(session, {(endpoint_id, key) for endpoint_id, key in settled})
+
+
+def _settle_failed(
+    session: Session,
+    endpoint: WebhookEndpoint,
+    delivery_id: str,
+    result: AttemptResult,
+    now: datetime,
+    retry_delay: Callable[[int], float],
+    max_attempts: int,
+    disable_after: int,
+) -> None:
+    delivery = session.get_one(WebhookDelivery, delivery_id, populate_existing=True)
     session.add(
         WebhookAttempt(
             delivery_id=delivery.id,
@@ -510,124 +633,56 @@ def record_attempt(
     delivery.attempts += 1
     delivery.last_status_code = result.status_code
     delivery.last_error = result.error
-    if result.succeeded:
-        outcome = "succeeded"
-        endpoint.failed_in_a_row = 0
-    elif result.status_code == 410:
-        outcome = "failed"
+    if result.status_code == 410:
         _disable(session, endpoint, "the receiver answered 410 Gone")
-    elif last_attempt:
-        outcome = "failed"
+    elif delivery.attempts < max_attempts:
+        delivery.next_attempt_at = now + timedelta(seconds=retry_delay(delivery.attempts))
+        return
+    else:
         endpoint.failed_in_a_row += 1
         if endpoint.failed_in_a_row >= disable_after and endpoint.enabled:
             _disable(session, endpoint, f"{endpoint.failed_in_a_row} deliveries in a row failed every retry")
-    else:
-        return "retry"
-    delivery.status = outcome
+    delivery.status = "failed"
+    delivery.next_attempt_at = None
     delivery.finished_at = now
     _start_next(session, delivery)
-    job.status = "done"
-    job.finished_at = now
-    job.lease_token = None
-    return outcome
 
 
-@dataclass(frozen=True)
-class Attempt:
-    """One attempt to record: the deliver job that made it, its delivery, what came of it, and whether it was
-    the last one the retry schedule allows."""
-
-    claimed: ClaimedJob
-    delivery_id: str
-    result: AttemptResult
-    last_attempt: bool
-
-
-def record_attempts(session: Session, *, attempts: Sequence[Attempt], disable_after: int) -> list[str]:
-    """:func:`record_attempt` for the attempts made at once, in one transaction; their outcomes in order.
-
-    A success (nearly every attempt) is a handful of statements for the whole batch, whatever its size: the
-    attempts inserted, the deliveries and their jobs settled, the endpoints' failure runs ended, and the next
-    delivery about each object let go. At 200 events a second to two endpoints, the ORM's few statements per
-    delivery cost more CPU than the API's own requests (bench/events.py). A failure takes the one-by-one path,
-    which counts it against its endpoint under a lock."""
-    outcomes: dict[str, str] = {}
-    succeeded = [attempt for attempt in attempts if attempt.result.succeeded]
-    if succeeded:
-        by_job = {attempt.claimed.id: attempt for attempt in succeeded}
-        jobs = session.execute(
-            select(Job.id, Job.status, Job.lease_token).where(Job.id.in_(list(by_job))).with_for_update()
-        ).all()
-        mine = [
-            by_job[job_id]
-            for job_id, status, token in jobs
-            if status == "running" and token == by_job[job_id].claimed.token
-        ]
-        outcomes.update({attempt.delivery_id: "lost" for attempt in succeeded})
-        if mine:
-            _settle_succeeded(session, mine)
-            outcomes.update({attempt.delivery_id: "succeeded" for attempt in mine})
-    for attempt in attempts:
-        if not attempt.result.succeeded:
-            outcomes[attempt.delivery_id] = record_attempt(
-                session,
-                claimed=attempt.claimed,
-                delivery_id=attempt.delivery_id,
-                result=attempt.result,
-                last_attempt=attempt.last_attempt,
-                disable_after=disable_after,
+def _fail_unsent(session: Session, endpoint: WebhookEndpoint) -> None:
+    """The disabled endpoint's pending deliveries fail without being sent, and so, in turn, does each one
+    waiting behind them."""
+    while True:
+        ids = list(
+            session.execute(
+                select(WebhookDelivery.id).where(WebhookDelivery.endpoint_id == endpoint.id, _PENDING)
+            ).scalars()
+        )
+        if not ids:
+            return
+        session.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.id.in_(ids))
+            .values(
+                status="failed",
+                last_error=f"not sent: the endpoint is disabled ({endpoint.disabled_reason})",
+                next_attempt_at=None,
+                finished_at=utcnow(),
             )
-    return [outcomes[attempt.delivery_id] for attempt in attempts]
+            .execution_options(synchronize_session=False)
+        )
+        keys = session.execute(
+            select(WebhookDelivery.ordering_key).where(WebhookDelivery.id.in_(ids))
+        ).scalars()
+        _start_next_of(session, {(endpoint.id, key) for key in keys})
 
 
-def _settle_succeeded(session: Session, attempts: Sequence[Attempt]) -> None:
-    now = utcnow()
-    ids = [attempt.delivery_id for attempt in attempts]
-    session.execute(
-        insert(WebhookAttempt),
-        [
-            {
-                "delivery_id": attempt.delivery_id,
-                "attempted_at": now,
-                "status_code": attempt.result.status_code,
-                "latency_ms": round(attempt.result.latency_ms, 1),
-                "response_excerpt": attempt.result.response_excerpt,
-                "error": None,
-            }
-            for attempt in attempts
-        ],
-    )
-    deliveries = WebhookDelivery.__table__
-    assert isinstance(deliveries, Table)
-    session.connection().execute(
-        update(deliveries)
-        .where(deliveries.c.id == bindparam("delivery"))
-        .values(
-            attempts=deliveries.c.attempts + 1,
-            last_status_code=bindparam("code"),
-            last_error=None,
-            status="succeeded",
-            finished_at=now,
-        ),
-        [{"delivery": attempt.delivery_id, "code": attempt.result.status_code} for attempt in attempts],
-    )
-    session.execute(
-        update(Job)
-        .where(Job.id.in_([attempt.claimed.id for attempt in attempts]))
-        .values(status="done", finished_at=now, lease_token=None)
-        .execution_options(synchronize_session=False)
-    )
-    settled = session.execute(
-        select(WebhookDelivery.endpoint_id, WebhookDelivery.ordering_key).where(WebhookDelivery.id.in_(ids))
-    ).all()
-    endpoints = sorted({endpoint_id for endpoint_id, _ in settled})
-    session.execute(
-        update(WebhookEndpoint)
-        .where(WebhookEndpoint.id.in_(endpoints), WebhookEndpoint.failed_in_a_row != 0)
-        .values(failed_in_a_row=0)
-        .execution_options(synchronize_session=False)
-    )
-    _start_next_of(session, {(endpoint_id, key) for endpoint_id, key in settled})
+def wake_sender_of(session: Session, *, claimed: ClaimedJob) -> None:
+    """A job queued before senders were one per endpoint (``{"delivery_id": ...}``): it wakes that delivery's
+    endpoint's sender, and is over."""
+    delivery = session.get(WebhookDelivery, str(claimed.payload.get("delivery_id")))
+    if delivery is not None and delivery.status == "pending":
+        wake_sender(session, _locked(session, delivery.endpoint_id))
+    finish_job(session, claimed=claimed)
 
 
 def _disable(session: Session, endpoint: WebhookEndpoint, reason: str) -> None:
@@ -643,12 +698,6 @@ def _disable(session: Session, endpoint: WebhookEndpoint, reason: str) -> None:
         object_type="webhook",
         object_id=endpoint.id,
         data=endpoint_record(endpoint),
-    )
-
-
-def note_next_attempt(session: Session, *, delivery_id: str, at: datetime) -> None:
-    session.execute(
-        update(WebhookDelivery).where(WebhookDelivery.id == delivery_id).values(next_attempt_at=at)
     )
 
 
@@ -735,9 +784,12 @@ def redeliver(
             f"No delivery {delivery_id!r} of this webhook.", details={"delivery_id": delivery_id}
         )
     if delivery.status in ("succeeded", "failed"):
+        endpoint = _locked(session, endpoint.id)
         delivery.status = "pending"
+        delivery.attempts = 0  # a full retry schedule again
+        delivery.next_attempt_at = None
         delivery.finished_at = None
-        queue_job(session, kind=DELIVER, project_id=endpoint.project_id, payload={"delivery_id": delivery.id})
+        wake_sender(session, endpoint)
     return delivery
 
 

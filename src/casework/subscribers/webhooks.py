@@ -1,12 +1,12 @@
-"""Webhooks: a subscriber that turns events into deliveries, and the job that sends one.
+"""Webhooks: a subscriber that turns events into deliveries, and the job that sends an endpoint's deliveries.
 
 Messages follow the Standard Webhooks specification (https://www.standardwebhooks.com): headers
 ``webhook-id`` (the event id: the same on every retry, so receivers can de-duplicate), ``webhook-timestamp``
 and ``webhook-signature`` (``v1,<base64 HMAC-SHA256 of id.timestamp.body>``, signed with the reference library
 ``standardwebhooks``; two signatures for a day after a secret rotation); body ``{"type", "timestamp", "data"}``.
 
-Sending never blocks the request that caused the event, and never the evaluation worker: it runs in the
-worker's ``deliver`` lane, with its own slots and a timeout. The receiver's host is resolved at each attempt
+Sending never blocks the request that caused the event, and never the evaluation worker: each endpoint's
+sender runs in the worker's ``deliver`` lane, with its own slots and a timeout. The receiver's host is resolved at each attempt
 and the request goes to the address that was checked (no second lookup an attacker could answer differently).
 """
 
@@ -16,7 +16,7 @@ import asyncio
 import ipaddress
 import socket
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -25,14 +25,12 @@ from sqlalchemy.orm import Session
 from standardwebhooks.webhooks import Webhook
 
 from casework import __version__
-from casework.db.group_commit import Batched, GroupCommit
 from casework.db.models import Event
-from casework.db.types import utcnow
 from casework.secrets import SecretBox
 from casework.services import webhooks as webhook_service
 from casework.services.jobs import ClaimedJob
 from casework.subscribers import Subscriber
-from casework.worker.kinds import JobKind, Retry
+from casework.worker.kinds import JobKind
 
 EXCERPT_BYTES = 1000
 
@@ -51,82 +49,81 @@ def sign(secrets: list[str], *, message_id: str, timestamp: datetime, body: byte
 
 
 class WebhookSender:
-    """Sends one delivery per job, with its own HTTP connection pool."""
+    """Sends an endpoint's deliveries, a batch at a time, in the job that is that endpoint's sender: the batch
+    read in one query, sent over one connection pool (up to ``concurrency`` requests at once), and recorded in
+    one transaction. Per delivery, a job of its own (queued, claimed, finished) and its reads and writes cost
+    more CPU than sending it (bench/events.py)."""
+
+    # A sender that always has more to send gives its slot up after this long, so that every endpoint's
+    # sender gets its turn when there are more endpoints than slots.
+    SLICE_SECONDS = 5.0
 
     def __init__(
         self,
         db: Any,
-        writes: GroupCommit,
         box: SecretBox,
         *,
         retry_delays: tuple[float, ...],
         disable_after: int,
         timeout_seconds: float,
         allow_private: bool,
+        concurrency: int = 16,
     ) -> None:
         self._db = db
-        # Each delivery ends in a small write (the attempt, the delivery settled, its job finished). On SQLite
-        # every commit waits for the disk, so deliveries sent at once share one commit: one commit each capped
-        # delivery at the disk's commits per second, shared with the API (bench/events.py).
-        self._writes = writes
-        # The deliveries sent at once are read together and recorded together (a few statements per batch):
-        # per delivery, the reads and writes cost more CPU than sending it (bench/events.py).
-        self._messages: Batched[str, webhook_service.Outgoing | None] = Batched(
-            writes.database,
-            writes.limiter,
-            lambda session, ids: list(webhook_service.outgoing(session, delivery_ids=ids, box=box).values()),
-            write=False,
-        )
-        self._attempts: Batched[webhook_service.Attempt, str] = Batched(
-            writes.database,
-            writes.limiter,
-            lambda session, attempts: webhook_service.record_attempts(
-                session, attempts=attempts, disable_after=disable_after
-            ),
-            write=True,
-        )
         self.box = box
         self.retry_delays = retry_delays
         self.disable_after = disable_after
         self.allow_private = allow_private
+        self._concurrency = concurrency
         self.client = httpx.AsyncClient(
             timeout=timeout_seconds,
             follow_redirects=False,
             trust_env=False,
             headers={"user-agent": f"Casework-Webhooks/{__version__}"},
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=concurrency * 4),
         )
 
     def kind(self) -> JobKind:
-        return JobKind(
-            webhook_service.DELIVER,
-            self.deliver,
-            lane="deliver",
-            retry_delays=self.retry_delays,
-            jitter=0.2,
-            finishes_itself=True,
+        return JobKind(webhook_service.DELIVER, self.deliver, lane="deliver", finishes_itself=True)
+
+    def retry_delay(self, attempt: int) -> float:
+        """Seconds before the retry after failed attempt number ``attempt``: the schedule, plus up to a fifth
+        at random, so that the retries of many deliveries do not arrive together."""
+        return JobKind("retry", self.deliver, retry_delays=self.retry_delays, jitter=0.2).delay_before(
+            attempt
         )
 
     async def aclose(self) -> None:
         await self.client.aclose()
 
     async def deliver(self, job: ClaimedJob) -> None:
-        delivery_id = str(job.payload["delivery_id"])
-        message = await self._messages.call(delivery_id)
-        if message is None:
-            await self._writes.write(webhook_service.not_sendable, claimed=job, delivery_id=delivery_id)
+        if "endpoint_id" not in job.payload:  # queued by an earlier version, for one delivery
+            await self._db(webhook_service.wake_sender_of, write=True, claimed=job)
             return
-        result = await self._send(message)
-        last = job.attempts >= len(self.retry_delays) + 1
-        outcome = await self._attempts.call(webhook_service.Attempt(job, delivery_id, result, last))
-        if outcome == "retry":
-            delay = self.kind().delay_before(job.attempts)
-            await self._db(
-                webhook_service.note_next_attempt,
+        endpoint_id = str(job.payload["endpoint_id"])
+        slots = asyncio.Semaphore(self._concurrency)
+
+        async def send(message: webhook_service.Outgoing) -> tuple[str, webhook_service.AttemptResult]:
+            async with slots:
+                return message.delivery_id, await self._send(message)
+
+        started = time.monotonic()
+        while True:
+            batch = await self._db(webhook_service.due, write=False, endpoint_id=endpoint_id, box=self.box)
+            sent = await asyncio.gather(*(send(message) for message in batch))
+            outcome = await self._db(
+                webhook_service.settle,
                 write=True,
-                delivery_id=delivery_id,
-                at=utcnow() + timedelta(seconds=delay),
+                claimed=job,
+                endpoint_id=endpoint_id,
+                sent=sent,
+                retry_delay=self.retry_delay,
+                max_attempts=len(self.retry_delays) + 1,
+                disable_after=self.disable_after,
+                yield_now=time.monotonic() - started > self.SLICE_SECONDS,
             )
-            raise Retry(result.error or f"the receiver answered {result.status_code}", after=delay)
+            if outcome != "more":
+                return
 
     async def _send(self, message: webhook_service.Outgoing) -> webhook_service.AttemptResult:
         started = time.perf_counter()

@@ -13,7 +13,6 @@ from anyio import CapacityLimiter
 
 from casework.config import Settings
 from casework.db.engine import Database
-from casework.db.group_commit import GroupCommit
 from casework.secrets import SecretBox, check_key, load_key
 from casework.services.integration_deliveries import DIGEST
 from casework.subscribers import builtin_subscribers
@@ -82,12 +81,12 @@ def build_background(
     )
     sender = WebhookSender(
         worker.db,
-        GroupCommit(database, limiter),
         box,
         retry_delays=settings.webhook_retry_delays,
         disable_after=settings.webhook_disable_after,
         timeout_seconds=settings.webhook_timeout_seconds,
         allow_private=settings.webhooks_allow_private,
+        concurrency=settings.webhook_concurrency,
     )
 
     integrations = IntegrationSender(
