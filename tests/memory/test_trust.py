@@ -115,6 +115,24 @@ def test_without_evidence_memory_only_suggests(
     assert "only suggests non_compliant" in evidence["memory"]["summary"]
 
 
+def test_a_suggestion_follows_the_control_it_cites_when_it_is_corrected_or_retired(
+    admin: httpx.Client, project_id: str, settled: Callable[[], None]
+) -> None:
+    ids = [queue(admin, project_id, q, r) for q, r in GUARANTEED]
+    control_id = decide(admin, ids[0]).json()["control_id"]
+    settled()
+    assert all(review(admin, i)["suggestion"]["classification"] == "non_compliant" for i in ids[1:])
+    admin.patch(f"/api/v1/controls/{control_id}", json={"classification": "compliant"}).raise_for_status()
+    settled()
+    for other in ids[1:]:  # people are shown what the control says now
+        found = review(admin, other)
+        assert found["status"] == "pending" and found["suggestion"]["classification"] == "compliant"
+        assert found["suggestion"]["control_ids"] == [control_id]
+    admin.delete(f"/api/v1/controls/{control_id}").raise_for_status()
+    settled()
+    assert [review(admin, i)["suggestion"] for i in ids[1:]] == [None, None, None]  # nothing left to cite
+
+
 def evaluator_id(admin: httpx.Client, project_id: str) -> str:
     evaluators = admin.get("/api/v1/evaluators", params={"project_id": project_id}).json()["evaluators"]
     return str(next(e["id"] for e in evaluators if e["name"] == EVALUATOR))

@@ -164,6 +164,28 @@ def _reviews(session: Session, ids: list[str]) -> list[Review]:
     return found
 
 
+def pending_citing(
+    session: Session, *, project_id: str, evaluator_type: str, control_ids: Sequence[str]
+) -> list[str]:
+    """The pending reviews whose memory suggestion cites any of these controls: when a control is corrected or
+    retired, what people are shown must not rest on what it no longer says. Rare (a control changed), so a
+    read of the evaluator's suggested reviews, not an index."""
+    wanted = set(control_ids)
+    rows = session.execute(
+        select(Review.id, Review.suggestion).where(
+            Review.project_id == project_id,
+            Review.evaluator_type == evaluator_type,
+            Review.status == "pending",
+            Review.suggestion.is_not(None),
+        )
+    )
+    return sorted(
+        review_id
+        for review_id, suggestion in rows
+        if suggestion and wanted & {vote.get("control_id") for vote in suggestion.get("votes") or []}
+    )
+
+
 def plan_for_reviews(session: Session, *, review_ids: Sequence[str]) -> list[PassPlan]:
     """The pending reviews among ``review_ids`` (re-opened ones, say), grouped by evaluator."""
     reviews = session.execute(

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
 from casework.db.dialect import insert_ignoring_conflict
@@ -760,6 +760,17 @@ def _votes_hold(session: Session, decision: MemoryDecision) -> bool:
         ).all()
     )
     return all(holding.get(control_id) == classification for control_id, classification in voted.items())
+
+
+def forget_suggestion(session: Session, *, review_id: str) -> None:
+    """Memory has nothing for this pending review any more (the controls its suggestion cited were retired, or
+    no longer come close): people see no suggestion rather than a stale one."""
+    session.execute(
+        update(Review)
+        .where(Review.id == review_id, Review.status == "pending", Review.suggestion.is_not(None))
+        .values(suggestion=None)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def settle_by_memory(session: Session, *, review_id: str, decision: MemoryDecision) -> str:

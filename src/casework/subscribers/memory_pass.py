@@ -1,7 +1,8 @@
 """Memory reacting to its own changes, as subscribers.
 
-- ``memory_pass``: a new control queues a pass over the pending reviews it may settle; a re-opened review is
-  decided again under today's memory.
+- ``memory_pass``: a new control queues a pass over the pending reviews it may settle; a re-opened review, and
+  a pending one whose suggestion cites a control that was corrected or retired, is decided again under today's
+  memory.
 - ``evidence``: every human decision is replayed as if memory had made it (a job: it may call the judge).
 - ``provenance``: a control whose classification changed, or that was retired, re-opens every review memory
   resolved with it and marks the evaluations it decided as superseded; a person overturning memory flags the
@@ -15,12 +16,13 @@ from sqlalchemy.orm import Session
 
 from casework.db.models import Event
 from casework.events import EventType
-from casework.services import evidence, provenance
+from casework.services import evidence, memory_pass, provenance
 from casework.services.jobs import queue_job
 from casework.subscribers import Subscriber
 
 PASS = "memory_pass"
 REPLAY = "memory.replay"
+CHANGED = frozenset({EventType.control_updated.value, EventType.control_retired.value})
 
 
 def _by_project(events: list[Event]) -> dict[str | None, list[Event]]:
@@ -35,12 +37,22 @@ def handle_pass(session: Session, events: list[Event]) -> None:
     # over the pending reviews, not hundreds. Keyed by the batch's first event: read twice, queued once.
     for project_id, group in _by_project(events).items():
         created = [e.object_id for e in group if e.type == EventType.control_created.value]
-        reopened = [e.object_id for e in group if e.type == EventType.review_reopened.value]
+        again = [e.object_id for e in group if e.type == EventType.review_reopened.value]
+        for event in group:
+            if event.type in CHANGED and project_id is not None:
+                again += memory_pass.pending_citing(
+                    session,
+                    project_id=project_id,
+                    evaluator_type=str(event.data.get("evaluator_type")),
+                    control_ids=[event.object_id],
+                )
+        if not created and not again:
+            continue
         queue_job(
             session,
             kind=PASS,
             project_id=project_id,
-            payload={"control_ids": created, "review_ids": reopened},
+            payload={"control_ids": created, "review_ids": list(dict.fromkeys(again))},
             dedupe_key=f"{PASS}:{group[0].id}",
         )
 
@@ -82,7 +94,7 @@ def handle_provenance(session: Session, events: list[Event]) -> None:
 SUBSCRIBER = Subscriber(
     name="memory_pass",
     handle=handle_pass,
-    types=frozenset({EventType.control_created.value, EventType.review_reopened.value}),
+    types=frozenset({EventType.control_created.value, EventType.review_reopened.value}) | CHANGED,
 )
 EVIDENCE = Subscriber(
     name="evidence",

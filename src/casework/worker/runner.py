@@ -50,7 +50,7 @@ from casework.services.evaluations import EvaluationDraft, store_evaluations
 from casework.services.evaluators import definition_of, find_evaluators, resolve_evaluators
 from casework.services.memory_pass import PassPlan, definition_for, plan_for_controls, plan_for_reviews
 from casework.services.projects import get_project
-from casework.services.reviews import MemoryDecision, settle_by_memory
+from casework.services.reviews import MemoryDecision, forget_suggestion, settle_by_memory
 
 logger = logging.getLogger("casework.evaluations")
 EVALUATOR_CACHE_SECONDS = 5.0
@@ -489,6 +489,7 @@ class EvaluationRunner:
             plans += await self.db(plan_for_reviews, write=False, review_ids=list(review_ids))
         gate = asyncio.Semaphore(MEMORY_PASS_CONCURRENCY)
         decided: list[tuple[str, MemoryDecision]] = []
+        forgotten: list[str] = []
         outcomes: list[str] = []
 
         async def decide(plan: PassPlan, target: Any) -> None:
@@ -503,12 +504,19 @@ class EvaluationRunner:
                     return
             if decision is None:
                 outcomes.append("skipped")
+                if target.votes is None:  # looked up in full: memory has nothing for it now
+                    forgotten.append(target.id)
             else:
                 decided.append((target.id, decision))
 
         await asyncio.gather(*(decide(plan, target) for plan in plans for target in plan.reviews))
-        if decided:  # one transaction for the whole pass
-            outcomes += await self.db(settle_all, write=True, decided=sorted(decided, key=lambda d: d[0]))
+        if decided or forgotten:  # one transaction for the whole pass
+            outcomes += await self.db(
+                settle_all,
+                write=True,
+                decided=sorted(decided, key=lambda d: d[0]),
+                forgotten=sorted(forgotten),
+            )
         return PassOutcome(
             resolved=outcomes.count("resolved"),
             suggested=outcomes.count("suggested"),
@@ -598,8 +606,12 @@ def _active_memories(session: Any, *, ranked: list[tuple[str, float]]) -> list[M
     return [m for m in load_memories(session, ranked=ranked) if m.control.status == "active"]
 
 
-def settle_all(session: Any, *, decided: list[tuple[str, MemoryDecision]]) -> list[str]:
-
+def settle_all(
+    session: Any, *, decided: list[tuple[str, MemoryDecision]], forgotten: Sequence[str] = ()
+) -> list[str]:
+    """Memory's conclusions, and (``forgotten``) the suggestions of reviews memory has nothing for any more."""
+    for review_id in forgotten:
+        forget_suggestion(session, review_id=review_id)
     return [
         settle_by_memory(session, review_id=review_id, decision=decision) for review_id, decision in decided
     ]
