@@ -27,6 +27,7 @@ from casework.services import auth, events, jobs
 from casework.services import webhooks as service
 from casework.services.workspaces import get_or_create_workspace
 from tests.support import postgres_database, wait_for, wipe
+from tests.worker.test_loop import run_maintenance
 
 pytestmark = pytest.mark.storage
 
@@ -340,3 +341,23 @@ def settle_in(session: Session, job: jobs.ClaimedJob, endpoint_id: str, sent: li
 def queue_in_own_transaction(database: Database, review: str) -> None:
     with database.transaction() as session:
         new_deliveries_of(session, review)
+
+
+def test_maintenance_gives_stranded_deliveries_a_sender(
+    database: Database, setup: tuple[SecretBox, str, str, str]
+) -> None:
+    """A sender that failed every attempt (its database was down) leaves deliveries pending: maintenance
+    queues a new one, and leaves an endpoint with a live sender alone."""
+    box, workspace_id, endpoint_id, _ = setup
+    with database.transaction() as session:
+        emit(session, workspace_id, ["rev_a"])
+    deliver_new_events(database)
+    with database.transaction() as session:
+        assert service.wake_stranded_senders(session) == 0  # its sender is queued
+    job = claim(database)
+    with database.transaction() as session:
+        assert jobs.fail_job(session, claimed=job, error="database down", retry_after=None) == "failed"
+    run_maintenance(database, retention_days=0)  # as the scheduled maintenance job does it
+    again = claim(database)
+    assert again.id != job.id and again.payload == {"endpoint_id": endpoint_id}
+    assert [m.event_id for m in due(database, endpoint_id, box)]

@@ -676,6 +676,24 @@ def _fail_unsent(session: Session, endpoint: WebhookEndpoint) -> None:
         _start_next_of(session, {(endpoint.id, key) for key in keys})
 
 
+def wake_stranded_senders(session: Session) -> int:
+    """A sender for each endpoint with deliveries pending and none queued or running: one whose job failed
+    every attempt (the database was down, say) leaves its deliveries waiting for the endpoint's next event.
+    A safety net the maintenance job runs; returns how many it woke."""
+    live = select(Job.id).where(
+        Job.id == WebhookEndpoint.sender_job_id, Job.status.in_(("queued", "running"))
+    )
+    pending = select(WebhookDelivery.id).where(WebhookDelivery.endpoint_id == WebhookEndpoint.id, _PENDING)
+    stranded = list(
+        session.execute(
+            select(WebhookEndpoint.id).where(pending.exists(), ~live.exists()).order_by(WebhookEndpoint.id)
+        ).scalars()
+    )
+    for endpoint_id in stranded:
+        wake_sender(session, _locked(session, endpoint_id))
+    return len(stranded)
+
+
 def wake_sender_of(session: Session, *, claimed: ClaimedJob) -> None:
     """A job queued before senders were one per endpoint (``{"delivery_id": ...}``): it wakes that delivery's
     endpoint's sender, and is over."""

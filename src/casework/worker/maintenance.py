@@ -1,6 +1,7 @@
-"""Maintenance as a scheduled job kind: each tick, one worker forgets webhook secrets past their day and
-deletes finished jobs older than the retention (casework.services.jobs.prune_finished), a batch per
-transaction, so the job table holds what is running and what happened lately, not everything ever done."""
+"""Maintenance as a scheduled job kind: each tick, one worker forgets webhook secrets past their day, gives a
+sender to any endpoint whose deliveries were left without one, and deletes finished jobs older than the
+retention (casework.services.jobs.prune_finished), a batch per transaction, so the job table holds what is
+running and what happened lately, not everything ever done."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ def maintenance_kind(db: RunInTransaction, *, retention_days: float) -> JobKind:
 
     async def maintain(_job: ClaimedJob) -> None:
         await db(webhook_service.forget_expired_secrets, write=True)
+        await db(webhook_service.wake_stranded_senders, write=True)
         if retention_days > 0:
             before = utcnow() - timedelta(days=retention_days)
             while await db(jobs.prune_finished, write=True, finished_before=before) >= jobs.PRUNE_BATCH:
