@@ -165,19 +165,21 @@ def _reviews(session: Session, ids: list[str]) -> list[Review]:
 
 
 def pending_citing(
-    session: Session, *, project_id: str, evaluator_type: str, control_ids: Sequence[str]
+    session: Session, *, project_id: str, evaluator_type: str, control_ids: Sequence[str], scan: int = 5000
 ) -> list[str]:
-    """The pending reviews whose memory suggestion cites any of these controls: when a control is corrected or
-    retired, what people are shown must not rest on what it no longer says. Rare (a control changed), so a
-    read of the evaluator's suggested reviews, not an index."""
+    """The pending reviews (of the newest ``scan``, as a new control's pass) whose memory suggestion cites any of
+    these controls: when a control is corrected or retired, what people are shown must not rest on what it no
+    longer says. Rare (a control changed), so a read of the evaluator's pending reviews, not an index."""
     wanted = set(control_ids)
     rows = session.execute(
-        select(Review.id, Review.suggestion).where(
+        select(Review.id, Review.suggestion)
+        .where(
             Review.project_id == project_id,
             Review.evaluator_type == evaluator_type,
             Review.status == "pending",
-            Review.suggestion.is_not(None),
         )
+        .order_by(Review.created_at.desc())
+        .limit(scan)
     )
     return sorted(
         review_id

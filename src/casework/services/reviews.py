@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, text, update
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from casework.db.dialect import insert_ignoring_conflict
@@ -749,7 +749,11 @@ def _votes_hold(session: Session, decision: MemoryDecision) -> bool:
     memory, then settles what it concluded, later: a control corrected or retired in between must not decide
     (or suggest) with what it no longer says. Its correction re-opens what it decided and that is decided again
     (casework.subscribers.memory_pass); a review it had not decided yet stays with the people."""
-    voted = {str(vote["control_id"]): vote.get("classification") for vote in decision.votes}
+    return _cited_hold(session, decision.votes)
+
+
+def _cited_hold(session: Session, votes: list[dict[str, Any]]) -> bool:
+    voted = {str(vote["control_id"]): vote.get("classification") for vote in votes}
     if not voted:
         return True
     holding = dict(
@@ -763,14 +767,19 @@ def _votes_hold(session: Session, decision: MemoryDecision) -> bool:
 
 
 def forget_suggestion(session: Session, *, review_id: str) -> None:
-    """Memory has nothing for this pending review any more (the controls its suggestion cited were retired, or
-    no longer come close): people see no suggestion rather than a stale one."""
-    session.execute(
-        update(Review)
-        .where(Review.id == review_id, Review.status == "pending", Review.suggestion.is_not(None))
-        .values(suggestion=None)
-        .execution_options(synchronize_session=False)
-    )
+    """Memory found nothing for this pending review (the controls its suggestion cited were retired, or no
+    longer come close): people see no suggestion rather than a stale one. Only a suggestion that rests on a
+    control changed since it was made goes: a later pass may have written a fresh one meanwhile."""
+    review = session.execute(
+        select(Review)
+        .where(Review.id == review_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+    if review is None or not memory_may_settle(review) or not review.suggestion:
+        return
+    if not _cited_hold(session, list(review.suggestion.get("votes") or [])):
+        review.suggestion = None
 
 
 def settle_by_memory(session: Session, *, review_id: str, decision: MemoryDecision) -> str:

@@ -38,14 +38,14 @@ def handle_pass(session: Session, events: list[Event]) -> None:
     for project_id, group in _by_project(events).items():
         created = [e.object_id for e in group if e.type == EventType.control_created.value]
         again = [e.object_id for e in group if e.type == EventType.review_reopened.value]
+        changed: dict[str, list[str]] = {}  # by evaluator: one read of its pending reviews per batch
         for event in group:
             if event.type in CHANGED and project_id is not None:
-                again += memory_pass.pending_citing(
-                    session,
-                    project_id=project_id,
-                    evaluator_type=str(event.data.get("evaluator_type")),
-                    control_ids=[event.object_id],
-                )
+                changed.setdefault(str(event.data.get("evaluator_type")), []).append(event.object_id)
+        for evaluator_type, control_ids in sorted(changed.items()):
+            again += memory_pass.pending_citing(
+                session, project_id=str(project_id), evaluator_type=evaluator_type, control_ids=control_ids
+            )
         if not created and not again:
             continue
         queue_job(
