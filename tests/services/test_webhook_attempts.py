@@ -21,6 +21,7 @@ from casework.db import migrate, outbox
 from casework.db.engine import Database
 from casework.db.models import Event, Job, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from casework.db.types import utcnow
+from casework.errors import ValidationFailed
 from casework.events import EventType
 from casework.secrets import SecretBox
 from casework.services import auth, events, jobs
@@ -361,3 +362,60 @@ def test_maintenance_gives_stranded_deliveries_a_sender(
     again = claim(database)
     assert again.id != job.id and again.payload == {"endpoint_id": endpoint_id}
     assert [m.event_id for m in due(database, endpoint_id, box)]
+
+
+def test_a_batch_is_recorded_in_log_order_and_410_disables_once(
+    database: Database, setup: tuple[SecretBox, str, str, str]
+) -> None:
+    """A success ends the run of failures before it, not the ones after it; a batch of 410s is one
+    ``webhook.disabled``."""
+    box, workspace_id, endpoint_id, _ = setup  # disable_after 2 (settle above)
+    with database.transaction() as session:
+        emit(session, workspace_id, ["rev_a", "rev_b", "rev_c"])
+    deliver_new_events(database)
+    job = claim(database)
+    a, b, c = (m.delivery_id for m in due(database, endpoint_id, box))
+    with database.transaction() as session:  # each on its last attempt; no failures in a row yet
+        session.execute(update(WebhookDelivery).values(attempts=2))
+        session.execute(update(WebhookEndpoint).values(failed_in_a_row=0))
+    assert settle(database, job, endpoint_id, [(a, BROKEN), (b, OK), (c, BROKEN)]) == "done"
+    with database.transaction(write=False) as session:
+        endpoint = session.get_one(WebhookEndpoint, endpoint_id)
+        assert (endpoint.enabled, endpoint.failed_in_a_row) == (True, 1)  # a's run ended by b; c's is 1
+
+    with database.transaction() as session:
+        emit(session, workspace_id, ["rev_d", "rev_e"])
+    deliver_new_events(database)
+    job = claim(database)
+    d, e = (m.delivery_id for m in due(database, endpoint_id, box))
+    assert settle(database, job, endpoint_id, [(d, GONE), (e, GONE)]) == "done"
+    with database.transaction(write=False) as session:
+        disabled = session.execute(select(Event).where(Event.type == EventType.webhook_disabled.value)).all()
+    assert len(disabled) == 1
+
+
+def test_a_redelivery_does_not_let_a_chain_go_two_at_a_time(
+    database: Database, setup: tuple[SecretBox, str, str, str]
+) -> None:
+    box, workspace_id, endpoint_id, _ = setup
+    with database.transaction() as session:
+        emit(session, workspace_id, ["rev_a", "rev_a", "rev_a"])
+    deliver_new_events(database)
+    job = claim(database)
+    (x,) = (m.delivery_id for m in due(database, endpoint_id, box))
+    assert settle(database, job, endpoint_id, [(x, OK)]) == "more"
+    (y,) = (m.delivery_id for m in due(database, endpoint_id, box))
+    assert settle(database, job, endpoint_id, [(y, BROKEN)]) == "later"  # y retries later; z waits behind it
+    with database.transaction() as session:
+        principal = auth.Principal("key_test", workspace_id, auth.Role.admin, "test")
+        service.redeliver(session, principal=principal, endpoint_id=endpoint_id, delivery_id=x)
+    job = claim(database)
+    assert [m.delivery_id for m in due(database, endpoint_id, box)] == [x]
+    settle(database, job, endpoint_id, [(x, OK)])
+    statuses = sorted(d.status for d in deliveries(database).values())
+    assert statuses == ["pending", "succeeded", "waiting"]  # z still waits for y
+
+
+def test_a_port_out_of_range_is_refused_when_the_endpoint_is_made() -> None:
+    with pytest.raises(ValidationFailed, match="port"):
+        service.check_url("http://hooks.example:99999/in", allow_private=False)

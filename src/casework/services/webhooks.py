@@ -74,6 +74,12 @@ def check_url(url: str, *, allow_private: bool) -> str:
         )
     if parts.username or parts.password:
         raise ValidationFailed("url must not carry credentials; the signature authenticates Casework.")
+    try:
+        parts.port  # noqa: B018 (read to check it: out of range or not a number raises)
+    except ValueError:
+        raise ValidationFailed(
+            "url has a port that is not a number from 1 to 65535.", details={"field": "url"}
+        ) from None
     host = parts.hostname
     try:
         allowed = address_allowed("127.0.0.1" if host == "localhost" else host, allow_private=allow_private)
@@ -261,9 +267,9 @@ def create_deliveries(session: Session, batch: Sequence[Event]) -> int:
     workspaces = sorted({event.workspace_id for event in batch})
     endpoints = list(
         session.execute(
-            select(WebhookEndpoint).where(
-                WebhookEndpoint.workspace_id.in_(workspaces), WebhookEndpoint.enabled.is_(True)
-            )
+            select(WebhookEndpoint)
+            .where(WebhookEndpoint.workspace_id.in_(workspaces), WebhookEndpoint.enabled.is_(True))
+            .order_by(WebhookEndpoint.id)  # the order _add_deliveries locks them in, as every writer does
         ).scalars()
     )
     created = 0
@@ -367,17 +373,19 @@ def _add_test_delivery(session: Session, endpoint: WebhookEndpoint, event: Event
         "attempts": 0,
         "created_at": utcnow(),
     }
+    locked = _locked(session, endpoint.id)  # first, then its deliveries: the order every writer keeps
     session.add(WebhookDelivery(**values))
-    wake_sender(session, _locked(session, endpoint.id))
+    if locked is not None:
+        wake_sender(session, locked)
 
 
-def _locked(session: Session, endpoint_id: str) -> WebhookEndpoint:
+def _locked(session: Session, endpoint_id: str) -> WebhookEndpoint | None:
     return session.execute(
         select(WebhookEndpoint)
         .where(WebhookEndpoint.id == endpoint_id)
         .with_for_update()
         .execution_options(populate_existing=True)
-    ).scalar_one()
+    ).scalar_one_or_none()
 
 
 def wake_sender(session: Session, endpoint: WebhookEndpoint) -> None:
@@ -391,7 +399,13 @@ def wake_sender(session: Session, endpoint: WebhookEndpoint) -> None:
         if job is not None and job.status in ("queued", "running"):
             now = utcnow()
             if job.status == "queued" and job.available_at > now:
-                job.available_at = now
+                # Only while still queued: a worker may claim it meanwhile (its lease is not to be cut short).
+                session.execute(
+                    update(Job)
+                    .where(Job.id == job.id, Job.status == "queued", Job.available_at > now)
+                    .values(available_at=now)
+                    .execution_options(synchronize_session=False)
+                )
                 mark_for_wake(session)
             return  # a running sender looks for more, under the endpoint's lock, before it ends
     job_id = new_id("job")
@@ -413,23 +427,30 @@ def _start_next(session: Session, delivery: WebhookDelivery) -> None:
 
 def _start_next_of(session: Session, chains: set[tuple[str, str]]) -> None:
     """These (endpoint, object) chains' deliveries in hand are over: the next one waiting in each becomes
-    pending (its endpoint's sender, which settled these, sends it next). Read after the settled deliveries were
-    written: on PostgreSQL a delivery being queued behind one of them holds its row locked (_add_deliveries)
-    until it commits, so the write waited and this read sees the new one."""
+    pending (its endpoint's sender, which settled these, sends it next), unless one of the chain is pending
+    still (a redelivery, or a test message, joined it out of turn): one at a time. Read after the settled
+    deliveries were written: on PostgreSQL a delivery being queued behind one of them holds its row locked
+    (_add_deliveries) until it commits, so the write waited and this read sees the new one."""
     if not chains:
         return
-    waiting = session.execute(
-        select(WebhookDelivery.id, WebhookDelivery.endpoint_id, WebhookDelivery.ordering_key)
+    unfinished = session.execute(
+        select(
+            WebhookDelivery.id,
+            WebhookDelivery.endpoint_id,
+            WebhookDelivery.ordering_key,
+            WebhookDelivery.status,
+        )
         .where(
             WebhookDelivery.endpoint_id.in_(sorted({endpoint for endpoint, _ in chains})),
             WebhookDelivery.ordering_key.in_(sorted({key for _, key in chains})),
-            WebhookDelivery.status == "waiting",
+            WebhookDelivery.status.in_(("waiting", "pending")),
         )
         .order_by(WebhookDelivery.event_position)
     ).all()
+    busy = {(endpoint_id, key) for _, endpoint_id, key, status in unfinished if status == "pending"}
     going: dict[tuple[str, str], str] = {}
-    for delivery_id, endpoint_id, key in waiting:
-        if (endpoint_id, key) in chains:
+    for delivery_id, endpoint_id, key, status in unfinished:
+        if status == "waiting" and (endpoint_id, key) in chains and (endpoint_id, key) not in busy:
             going.setdefault((endpoint_id, key), delivery_id)
     if going:
         session.execute(
@@ -440,7 +461,7 @@ def _start_next_of(session: Session, chains: set[tuple[str, str]]) -> None:
         )
 
 
-# --- sending (the deliver job) ------------------------------------------------------------------------------------
+# --- sending (each endpoint's sender job) -------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -538,12 +559,13 @@ def settle(
     if endpoint is None:  # deleted, with its deliveries
         job.status, job.finished_at, job.lease_token = "done", now, None
         return "done"
-    succeeded = [delivery_id for delivery_id, result in sent if result.succeeded]
+    succeeded = [(delivery_id, result) for delivery_id, result in sent if result.succeeded]
     if succeeded:
-        _settle_succeeded(session, [(d, r) for d, r in sent if r.succeeded], now)
-        endpoint.failed_in_a_row = 0
-    for delivery_id, result in sent:
-        if not result.succeeded:
+        _settle_succeeded(session, succeeded, now)
+    for delivery_id, result in sent:  # in log order: a success ends the run of failures before it, not after
+        if result.succeeded:
+            endpoint.failed_in_a_row = 0
+        else:
             _settle_failed(
                 session, endpoint, delivery_id, result, now, retry_delay, max_attempts, disable_after
             )
@@ -634,7 +656,8 @@ def _settle_failed(
     delivery.last_status_code = result.status_code
     delivery.last_error = result.error
     if result.status_code == 410:
-        _disable(session, endpoint, "the receiver answered 410 Gone")
+        if endpoint.enabled:
+            _disable(session, endpoint, "the receiver answered 410 Gone")
     elif delivery.attempts < max_attempts:
         delivery.next_attempt_at = now + timedelta(seconds=retry_delay(delivery.attempts))
         return
@@ -689,17 +712,22 @@ def wake_stranded_senders(session: Session) -> int:
             select(WebhookEndpoint.id).where(pending.exists(), ~live.exists()).order_by(WebhookEndpoint.id)
         ).scalars()
     )
+    woken = 0
     for endpoint_id in stranded:
-        wake_sender(session, _locked(session, endpoint_id))
-    return len(stranded)
+        endpoint = _locked(session, endpoint_id)
+        if endpoint is not None:  # not deleted meanwhile
+            wake_sender(session, endpoint)
+            woken += 1
+    return woken
 
 
 def wake_sender_of(session: Session, *, claimed: ClaimedJob) -> None:
     """A job queued before senders were one per endpoint (``{"delivery_id": ...}``): it wakes that delivery's
     endpoint's sender, and is over."""
     delivery = session.get(WebhookDelivery, str(claimed.payload.get("delivery_id")))
-    if delivery is not None and delivery.status == "pending":
-        wake_sender(session, _locked(session, delivery.endpoint_id))
+    endpoint = _locked(session, delivery.endpoint_id) if delivery is not None else None
+    if endpoint is not None and delivery is not None and delivery.status == "pending":
+        wake_sender(session, endpoint)
     finish_job(session, claimed=claimed)
 
 
@@ -802,7 +830,7 @@ def redeliver(
             f"No delivery {delivery_id!r} of this webhook.", details={"delivery_id": delivery_id}
         )
     if delivery.status in ("succeeded", "failed"):
-        endpoint = _locked(session, endpoint.id)
+        endpoint = _locked(session, endpoint.id) or endpoint
         delivery.status = "pending"
         delivery.attempts = 0  # a full retry schedule again
         delivery.next_attempt_at = None

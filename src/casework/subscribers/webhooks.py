@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 import socket
 import time
 from datetime import datetime, timezone
@@ -33,6 +34,7 @@ from casework.subscribers import Subscriber
 from casework.worker.kinds import JobKind
 
 EXCERPT_BYTES = 1000
+logger = logging.getLogger("casework.webhooks")
 
 
 def handle(session: Session, events: list[Event]) -> None:
@@ -105,7 +107,12 @@ class WebhookSender:
 
         async def send(message: webhook_service.Outgoing) -> tuple[str, webhook_service.AttemptResult]:
             async with slots:
-                return message.delivery_id, await self._send(message)
+                try:
+                    return message.delivery_id, await self._send(message)
+                except Exception as exc:  # whatever the URL or the network did, it is this attempt's failure
+                    logger.exception("sending delivery %s failed", message.delivery_id)
+                    error = f"{type(exc).__name__}: {exc}"
+                    return message.delivery_id, webhook_service.AttemptResult(None, 0.0, None, error)
 
         started = time.monotonic()
         while True:
