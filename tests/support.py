@@ -158,6 +158,15 @@ def settle(worker: Any, database: Database, timeout: float = 30) -> None:
     while time.monotonic() < deadline:
         with database.transaction(write=False) as session:
             soon = utcnow() + timedelta(seconds=1)
+            # The log first, then the jobs. On PostgreSQL each statement sees what was committed when it began:
+            # read jobs first, and a dispatch committing in between looks done (its subscriber caught up) while
+            # the job it queued was not seen (the memory tests' flakes on PostgreSQL). Read in this order, a
+            # subscriber seen caught up means the jobs it queued are committed, and the next read sees them.
+            unsequenced = outbox.unsequenced(session)
+            # A subscriber that failed and retries within seconds has not handled its events yet (one aborted
+            # by the previous test's wipe retries 2 s later, say).
+            behind = dispatch.behind(session, names, retrying_before=soon + timedelta(seconds=4))
+            unread = bool(behind) or unsequenced
             due = session.execute(
                 select(func.count()).where(
                     Job.status.in_(("queued", "running")),
@@ -165,10 +174,6 @@ def settle(worker: Any, database: Database, timeout: float = 30) -> None:
                     | ((Job.attempts > 0) & (Job.available_at <= soon + timedelta(seconds=4))),
                 )
             ).scalar_one()
-            # A subscriber that failed and retries within seconds has not handled its events yet (one aborted
-            # by the previous test's wipe retries 2 s later, say).
-            behind = dispatch.behind(session, names, retrying_before=soon + timedelta(seconds=4))
-            unread = bool(behind) or outbox.unsequenced(session)
         if not due and not unread and not worker.busy:
             return
         time.sleep(0.02)
