@@ -214,13 +214,18 @@ def get_review(session: Session, *, principal: Principal, review_id: str) -> Rev
     return review
 
 
-def _locked(session: Session, principal: Principal, review_id: str) -> Review:
-    review = session.execute(
+def _lock(session: Session, review_id: str) -> Review | None:
+    """The review, locked and read afresh (what another transaction committed since this session read it)."""
+    return session.execute(
         select(Review)
         .where(Review.id == review_id)
         .with_for_update()
         .execution_options(populate_existing=True)
     ).scalar_one_or_none()
+
+
+def _locked(session: Session, principal: Principal, review_id: str) -> Review:
+    review = _lock(session, review_id)
     if review is None or not project_in_workspace(
         session, workspace_id=principal.workspace_id, project_id=review.project_id
     ):
@@ -770,12 +775,7 @@ def forget_suggestion(session: Session, *, review_id: str) -> None:
     """Memory found nothing for this pending review (the controls its suggestion cited were retired, or no
     longer come close): people see no suggestion rather than a stale one. Only a suggestion that rests on a
     control changed since it was made goes: a later pass may have written a fresh one meanwhile."""
-    review = session.execute(
-        select(Review)
-        .where(Review.id == review_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).scalar_one_or_none()
+    review = _lock(session, review_id)
     if review is None or not memory_may_settle(review) or not review.suggestion:
         return
     if not _cited_hold(session, list(review.suggestion.get("votes") or [])):
@@ -786,12 +786,7 @@ def settle_by_memory(session: Session, *, review_id: str, decision: MemoryDecisi
     """Apply memory's conclusion to a pending review: resolve it when memory may decide alone and nobody has
     it open, else attach (or refresh) the suggestion. Returns "resolved", "suggested" or "skipped" (a person got
     there first)."""
-    review = session.execute(
-        select(Review)
-        .where(Review.id == review_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).scalar_one_or_none()
+    review = _lock(session, review_id)
     if review is None or not memory_may_settle(review):
         return "skipped"
     if decision.classification not in review.options:
@@ -906,12 +901,7 @@ def queue_spot_check(
 
 def reopen(session: Session, *, review_id: str, reason: str, actor: str) -> bool:
     """Send a review memory resolved back to pending: its decision is kept in history, ended with ``reason``."""
-    review = session.execute(
-        select(Review)
-        .where(Review.id == review_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).scalar_one_or_none()
+    review = _lock(session, review_id)
     if review is None or review.status != "resolved" or review.resolved_by != "memory":
         return False
     before = state_of(review)
@@ -936,12 +926,7 @@ def reopen(session: Session, *, review_id: str, reason: str, actor: str) -> bool
 def overturn_with(session: Session, *, review_id: str, source: Review, reason: str, actor: str) -> bool:
     """Replace memory's decision on a review with a person's decision made elsewhere (a spot check of it):
     no second control, the person's already is one."""
-    review = session.execute(
-        select(Review)
-        .where(Review.id == review_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).scalar_one_or_none()
+    review = _lock(session, review_id)
     if review is None or review.status != "resolved" or review.resolved_by != "memory":
         return False
     before = state_of(review)

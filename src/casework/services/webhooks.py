@@ -293,12 +293,10 @@ def _add_deliveries(session: Session, endpoint: WebhookEndpoint, wanted: Sequenc
     # Locked first (the order every writer of deliveries keeps: endpoint, then deliveries), so that the
     # endpoint's sender, which ends under the same lock, either sees these deliveries or has ended before
     # wake_sender looks at it.
-    endpoint = session.execute(
-        select(WebhookEndpoint)
-        .where(WebhookEndpoint.id == endpoint.id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).scalar_one()
+    locked = _locked(session, endpoint.id)
+    if locked is None:  # deleted meanwhile, with its deliveries
+        return 0
+    endpoint = locked
     busy: set[str] = set()
     done: set[int] = set()
     keys = sorted({event.object_id for event in wanted})
@@ -546,12 +544,7 @@ def settle(
     A delivery that failed is tried again after ``retry_delay(attempts made)`` seconds, up to
     ``max_attempts`` attempts; 410 disables the endpoint at once, and ``disable_after`` deliveries in a row
     failing every attempt disable it too. A disabled endpoint's pending deliveries fail, not sent."""
-    endpoint = session.execute(
-        select(WebhookEndpoint)
-        .where(WebhookEndpoint.id == endpoint_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).scalar_one_or_none()
+    endpoint = _locked(session, endpoint_id)
     job = held(session, claimed.id, claimed.token)
     if job is None:
         return "lost"
