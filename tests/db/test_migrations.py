@@ -9,7 +9,7 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import MetaData, inspect, text
+from sqlalchemy import Connection, MetaData, inspect, text
 
 from casework.db import migrate
 from casework.db.engine import Database
@@ -85,20 +85,24 @@ def _fill(table: Any, **given: Any) -> dict[str, Any]:
     return row
 
 
+def _with_a_project(connection: Connection) -> MetaData:
+    """The schema as it is (reflected), with workspace ws_1 and its project prj_1 in it."""
+    tables = MetaData()
+    tables.reflect(connection)
+    connection.execute(tables.tables["workspaces"].insert(), [_fill(tables.tables["workspaces"], id="ws_1")])
+    connection.execute(
+        tables.tables["projects"].insert(),
+        [_fill(tables.tables["projects"], id="prj_1", workspace_id="ws_1")],
+    )
+    return tables
+
+
 def test_upgrading_a_database_with_reviews_keeps_every_review(empty_database: Database) -> None:
     """Upgrading from the first schemas with data in it: a migration that re-creates a table (Alembic's batch
     mode on SQLite) must not cascade into the tables that refer to it."""
     migrate.upgrade(empty_database, "0005")
     with empty_database.engine.begin() as connection:
-        tables = MetaData()
-        tables.reflect(connection)
-        connection.execute(
-            tables.tables["workspaces"].insert(), [_fill(tables.tables["workspaces"], id="ws_1")]
-        )
-        connection.execute(
-            tables.tables["projects"].insert(),
-            [_fill(tables.tables["projects"], id="prj_1", workspace_id="ws_1")],
-        )
+        tables = _with_a_project(connection)
         reviews = tables.tables["reviews"]
         connection.execute(
             reviews.insert(),
@@ -174,15 +178,7 @@ def test_the_agreement_days_migration_marks_the_days_people_decided(empty_databa
     """Days with independent decisions or a person's resolution are marked to be counted; others are not."""
     migrate.upgrade(empty_database, "0022")
     with empty_database.engine.begin() as connection:
-        tables = MetaData()
-        tables.reflect(connection)
-        connection.execute(
-            tables.tables["workspaces"].insert(), [_fill(tables.tables["workspaces"], id="ws_1")]
-        )
-        connection.execute(
-            tables.tables["projects"].insert(),
-            [_fill(tables.tables["projects"], id="prj_1", workspace_id="ws_1")],
-        )
+        tables = _with_a_project(connection)
         reviews = tables.tables["reviews"]
         day = datetime(2026, 11, 2, 23, 30, tzinfo=timezone.utc)
         rows = [
